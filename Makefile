@@ -1,0 +1,62 @@
+# Everything runs from the project's own virtual environment, created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test lint bench generate check-generated lock redis-server clean
+
+$(INSTALLED): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## Start the server on its embedded defaults (PostgreSQL in .data/postgres, 127.0.0.1:50051).
+run: install
+	$(BIN)/chatbot-server serve
+
+## Run the test suite against real PostgreSQL + pgvector and a real Redis.
+test: install redis-server
+	$(BIN)/python -m pytest
+
+## ruff, mypy --strict, buf lint, buf breaking against main, generated code up to date.
+lint: install
+	$(BIN)/ruff check server clients tests scripts
+	$(BIN)/ruff format --check server clients tests scripts
+	$(BIN)/mypy
+	$(BIN)/buf lint
+	$(BIN)/buf breaking --against '.git#branch=main'
+	$(BIN)/python scripts/generate_protos.py --check
+
+## Benchmarks; each prints its figures.
+bench: install
+	$(BIN)/python scripts/bench_grpc_overhead.py
+
+## Regenerate gen/python from proto/ (Python code, .pyi stubs, documented descriptor set).
+generate: install
+	$(BIN)/python scripts/generate_protos.py
+
+check-generated: install
+	$(BIN)/python scripts/generate_protos.py --check
+
+## Re-resolve requirements.lock from pyproject.toml in a clean environment.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# Exact versions of every dependency (runtime and dev), resolved for Python 3.11."; \
+	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > requirements.lock
+	rm -rf .lock-venv
+
+## The tests start their own redis-server unless REDIS_URL is set; install it if missing.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Generated from proto/chatbot/v1; do not edit."""

@@ -1,0 +1,135 @@
+"""Assembles the gRPC server and runs it until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import redis.asyncio as redis
+import structlog
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2_grpc
+
+from chatbot_server.access_log import AccessLogInterceptor
+from chatbot_server.config import Settings
+from chatbot_server.database import EmbeddedDatabase, open_pool, start_embedded
+from chatbot_server.health import Dependency, DependencyMonitor, HealthService
+from chatbot_server.reflection import DocumentedReflectionServicer, reflected_service_names
+from chatbot_server.services import SERVICE_NAMES, add_services
+
+log = structlog.get_logger(__name__)
+
+_SERVER_OPTIONS = [
+    # Without this a second server could silently share the port with a running one.
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+@dataclass
+class Resources:
+    """The connections the server holds, opened before it serves and closed after."""
+
+    pool: asyncpg.Pool
+    redis: redis.Redis | None
+    embedded: EmbeddedDatabase | None
+
+    async def close(self) -> None:
+        await self.pool.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.cluster.stop)
+
+
+async def open_resources(settings: Settings) -> Resources:
+    """Connects to PostgreSQL (starting the embedded one when DATABASE_URL is unset) and Redis."""
+    embedded = await start_embedded(settings) if settings.database_url is None else None
+    app_url = embedded.app_url if embedded is not None else settings.database_url
+    assert app_url is not None
+    pool = await open_pool(app_url, settings.db_pool_min_size, settings.db_pool_max_size)
+    redis_client = None
+    if settings.redis_url is not None:
+        redis_client = redis.Redis.from_url(settings.redis_url)
+    else:
+        log.warning("redis.not_configured", detail="REDIS_URL is unset")
+    return Resources(pool=pool, redis=redis_client, embedded=embedded)
+
+
+class ChatbotServer:
+    """The grpc.aio server with the chatbot services, health and reflection."""
+
+    def __init__(self, settings: Settings, resources: Resources) -> None:
+        self.settings = settings
+        self.resources = resources
+        self.health = HealthService(SERVICE_NAMES)
+        self.server = grpc.aio.server(
+            interceptors=[AccessLogInterceptor()], options=_SERVER_OPTIONS
+        )
+        add_services(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            DocumentedReflectionServicer(reflected_service_names(SERVICE_NAMES)), self.server
+        )
+        self.monitor = DependencyMonitor(
+            self.health,
+            _dependencies(resources),
+            settings.health_check_interval_seconds,
+            settings.dependency_timeout_seconds,
+        )
+        self._monitor_task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        """Binds, checks the dependencies once and starts serving; returns the bound port."""
+        self.port = self.server.add_insecure_port(self.settings.grpc_address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.grpc_address}")
+        await self.monitor.check_once()
+        await self.server.start()
+        self._monitor_task = asyncio.create_task(self.monitor.run(), name="dependency-monitor")
+        host = self.settings.grpc_address.rsplit(":", 1)[0]
+        log.info("server.started", address=f"{host}:{self.port}")
+        return self.port
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stops taking calls, lets calls in flight finish for up to the grace period."""
+        log.info("server.stopping", grace_seconds=grace_seconds)
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor_task
+        await self.health.shut_down()
+        await self.server.stop(grace_seconds)
+        log.info("server.stopped")
+
+
+def _dependencies(resources: Resources) -> list[Dependency]:
+    dependencies = [Dependency("postgres", lambda: resources.pool.fetchval("SELECT 1"))]
+    if resources.redis is not None:
+        client = resources.redis
+        dependencies.append(Dependency("redis", lambda: client.ping()))
+    return dependencies
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the server until SIGTERM or SIGINT, then shuts down gracefully."""
+    resources = await open_resources(settings)
+    try:
+        server = ChatbotServer(settings, resources)
+        await server.start()
+        stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop_requested.set)
+        await stop_requested.wait()
+        await server.stop(settings.shutdown_grace_seconds)
+    finally:
+        await resources.close()

@@ -1,0 +1,41 @@
+"""What the server knows about the call being handled, reachable from any code on its path."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+REQUEST_ID_KEY = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass
+class CallContext:
+    """One RPC: its id, method and caller, and the metadata to send back with its status."""
+
+    request_id: str
+    method: str
+    peer: str
+    response_metadata: list[tuple[str, str]] = field(default_factory=list)
+
+
+_current: ContextVar[CallContext | None] = ContextVar("chatbot_call_context", default=None)
+
+
+def current_call() -> CallContext | None:
+    """The call being handled by this task, if any."""
+    return _current.get()
+
+
+def set_current_call(call: CallContext) -> None:
+    _current.set(call)
+
+
+def request_id_from(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+    """The caller's `x-request-id` when it is a sane token, else a fresh one."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_REQUEST_ID.match(value):
+            return value
+    return uuid.uuid4().hex

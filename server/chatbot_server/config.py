@@ -1,0 +1,124 @@
+"""Settings, read once from the environment at start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be configured with. See README.md for the variables."""
+
+    grpc_address: str = "127.0.0.1:50051"
+    # The restricted role's URL; unset starts the embedded PostgreSQL.
+    database_url: str | None = None
+    # The schema owner's URL, used only by `migrate` and `bootstrap`.
+    migration_database_url: str | None = None
+    # A superuser's URL, used only by `bootstrap`.
+    superuser_database_url: str | None = None
+    database_app_role: str = "chatbot_app"
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+    embedded_postgres_dir: Path = Path(".data/postgres")
+    embedded_postgres_port: int = 54329
+    redis_url: str | None = None
+    shutdown_grace_seconds: float = 15.0
+    health_check_interval_seconds: float = 2.0
+    dependency_timeout_seconds: float = 2.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Builds settings from environment variables; unset or empty ones keep their default."""
+        reader = _EnvReader(env)
+        defaults = cls()
+        settings = cls(
+            grpc_address=reader.text("GRPC_ADDRESS", defaults.grpc_address),
+            database_url=reader.optional_text("DATABASE_URL"),
+            migration_database_url=reader.optional_text("MIGRATION_DATABASE_URL"),
+            superuser_database_url=reader.optional_text("SUPERUSER_DATABASE_URL"),
+            database_app_role=reader.text("DATABASE_APP_ROLE", defaults.database_app_role),
+            db_pool_min_size=reader.integer("DB_POOL_MIN_SIZE", defaults.db_pool_min_size, 0),
+            db_pool_max_size=reader.integer("DB_POOL_MAX_SIZE", defaults.db_pool_max_size, 1),
+            embedded_postgres_dir=Path(
+                reader.text("EMBEDDED_POSTGRES_DIR", str(defaults.embedded_postgres_dir))
+            ).absolute(),
+            embedded_postgres_port=reader.integer(
+                "EMBEDDED_POSTGRES_PORT", defaults.embedded_postgres_port, 1, 65535
+            ),
+            redis_url=reader.optional_text("REDIS_URL"),
+            shutdown_grace_seconds=reader.number(
+                "SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds, 0.0
+            ),
+            health_check_interval_seconds=reader.number(
+                "HEALTH_CHECK_INTERVAL_SECONDS", defaults.health_check_interval_seconds, 0.05
+            ),
+            dependency_timeout_seconds=reader.number(
+                "DEPENDENCY_TIMEOUT_SECONDS", defaults.dependency_timeout_seconds, 0.05
+            ),
+            log_level=reader.choice(
+                "LOG_LEVEL", defaults.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
+            log_format=reader.choice("LOG_FORMAT", defaults.log_format, ("json", "console")),
+        )
+        if settings.db_pool_min_size > settings.db_pool_max_size:
+            raise SettingsError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        return settings
+
+    @property
+    def embedded_database(self) -> bool:
+        """True when the server starts its own PostgreSQL."""
+        return self.database_url is None
+
+
+class _EnvReader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def optional_text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional_text(name) or default
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+        raw = self.optional_text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else "")
+            raise SettingsError(f"{name} must be {bounds}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, minimum: float) -> float:
+        raw = self.optional_text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if value < minimum:
+            raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self.optional_text(name)
+        if raw is None:
+            return default
+        for option in allowed:
+            if raw.lower() == option.lower():
+                return option
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")

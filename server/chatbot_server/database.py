@@ -1,0 +1,98 @@
+"""Connecting to PostgreSQL: the embedded cluster or the one named by DATABASE_URL."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import asyncpg
+import structlog
+
+from chatbot_server.bootstrap import DatabasePlan, bootstrap_database
+from chatbot_server.config import Settings
+from chatbot_server.embedded_postgres import EmbeddedPostgres
+from chatbot_server.migrations import apply_migrations, require_current_schema
+
+log = structlog.get_logger(__name__)
+
+EMBEDDED_DATABASE = "chatbot"
+EMBEDDED_OWNER_ROLE = "chatbot_owner"
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """PostgreSQL could not be reached at start."""
+
+
+@dataclass(frozen=True)
+class EmbeddedDatabase:
+    """A started embedded cluster with the URLs of its two roles."""
+
+    cluster: EmbeddedPostgres
+    owner_url: str
+    app_url: str
+
+
+async def start_embedded(settings: Settings) -> EmbeddedDatabase:
+    """Starts the embedded cluster, creates roles and database, and migrates the schema."""
+    cluster = EmbeddedPostgres(settings.embedded_postgres_dir, settings.embedded_postgres_port)
+    await asyncio.to_thread(cluster.start)
+    credentials = cluster.credentials
+    plan = DatabasePlan(
+        database=EMBEDDED_DATABASE,
+        owner_role=EMBEDDED_OWNER_ROLE,
+        owner_password=credentials.owner,
+        app_role=settings.database_app_role,
+        app_password=credentials.app,
+    )
+    await bootstrap_database(cluster.superuser_url(), plan)
+    owner_url = cluster.url(EMBEDDED_OWNER_ROLE, credentials.owner, EMBEDDED_DATABASE)
+    await migrate(owner_url, settings.database_app_role)
+    log.info(
+        "database.embedded",
+        data_dir=str(cluster.data_dir),
+        port=cluster.port,
+        database=EMBEDDED_DATABASE,
+        app_role=settings.database_app_role,
+    )
+    return EmbeddedDatabase(
+        cluster=cluster,
+        owner_url=owner_url,
+        app_url=cluster.url(settings.database_app_role, credentials.app, EMBEDDED_DATABASE),
+    )
+
+
+async def migrate(owner_url: str, app_role: str) -> int:
+    """Applies pending migrations as the schema owner; returns how many were applied."""
+    conn = await connect(owner_url)
+    try:
+        return len(await apply_migrations(conn, app_role))
+    finally:
+        await conn.close()
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """One connection, with an error that names the server when it cannot be reached."""
+    try:
+        return await asyncpg.connect(url, timeout=10)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        raise DatabaseUnavailableError(
+            f"cannot connect to PostgreSQL at {describe(url)}: {error}"
+        ) from error
+
+
+async def open_pool(url: str, min_size: int, max_size: int) -> asyncpg.Pool:
+    """The app role's pool, after checking that the schema is current."""
+    conn = await connect(url)
+    try:
+        await require_current_schema(conn)
+    finally:
+        await conn.close()
+    pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+    return pool
+
+
+def describe(url: str) -> str:
+    """host:port/database of a URL, without its credentials, for messages and logs."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"

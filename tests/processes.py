@@ -1,0 +1,71 @@
+"""The server run as an operator runs it: `python -m chatbot_server COMMAND`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+
+
+class ServerProcess:
+    """`python -m chatbot_server COMMAND` with the given environment; stdout kept as events."""
+
+    def __init__(self, env: dict[str, str], command: str = "serve") -> None:
+        self.env = {**os.environ, **env}
+        self.command = command
+        self.process: asyncio.subprocess.Process | None = None
+        self.events: list[dict[str, object]] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chatbot_server",
+            self.command,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        self._reader = asyncio.create_task(self._read_events())
+
+    async def _read_events(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for line in self.process.stdout:
+            if line.startswith(b"{"):
+                self.events.append(json.loads(line))
+
+    async def wait_for_event(self, name: str, timeout: float = 60) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events:
+                if event.get("event") == name:
+                    return event
+            assert self.process is not None
+            if self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {name} event; got {[e.get('event') for e in self.events]}")
+
+    async def finish(self, timeout: float) -> tuple[int, str]:
+        """Waits for the process to exit; returns its exit code and stderr."""
+        assert self.process is not None and self.process.stderr is not None
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        stderr = (await self.process.stderr.read()).decode()
+        if self._reader is not None:
+            await self._reader
+        return code, stderr
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+
+
+async def run_command(command: str, env: dict[str, str]) -> tuple[int, str, list[str]]:
+    """Runs a one-shot command to its end: exit code, stderr, and the events it logged."""
+    process = ServerProcess(env, command)
+    await process.start()
+    code, stderr = await process.finish(timeout=120)
+    return code, stderr, [str(event.get("event")) for event in process.events]

@@ -1,0 +1,113 @@
+"""What a caller sees of errors, and what an operator sees in the access log."""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chatbot.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    chat_service_pb2,
+    chat_service_pb2_grpc,
+    document_service_pb2,
+    document_service_pb2_grpc,
+)
+from tests.conftest import LogSink
+from tests.polling import eventually
+
+
+def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            return status_pb2.Status.FromString(value)
+    raise AssertionError("no google.rpc.Status in the trailing metadata")
+
+
+async def test_unbuilt_rpc_is_unimplemented_with_its_name_and_error_info(
+    channel: grpc.aio.Channel,
+) -> None:
+    stub = document_service_pb2_grpc.DocumentServiceStub(channel)
+    try:
+        await stub.GetDocument(document_service_pb2.GetDocumentRequest(document_id="x"), timeout=5)
+    except grpc.aio.AioRpcError as error:
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "/chatbot.v1.DocumentService/GetDocument" in (error.details() or "")
+        status = rich_status(error)
+        assert status.code == grpc.StatusCode.UNIMPLEMENTED.value[0]
+        info = error_details_pb2.ErrorInfo()
+        assert status.details[0].Unpack(info)
+        assert (info.reason, info.domain) == ("NOT_IMPLEMENTED", "chatbot.v1")
+        assert info.metadata["method"] == "/chatbot.v1.DocumentService/GetDocument"
+    else:
+        raise AssertionError("GetDocument answered")
+
+
+async def test_every_kind_of_rpc_answers_unimplemented_cleanly(channel: grpc.aio.Channel) -> None:
+    chat = chat_service_pb2_grpc.ChatServiceStub(channel)
+    documents = document_service_pb2_grpc.DocumentServiceStub(channel)
+    admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+
+    async def upload_requests():  # type: ignore[no-untyped-def]
+        yield document_service_pb2.UploadDocumentRequest(
+            metadata=document_service_pb2.UploadMetadata(title="t")
+        )
+
+    calls = {
+        "server streaming": lambda: _drain(
+            chat.StreamAnswer(chat_service_pb2.StreamAnswerRequest(question="q"), timeout=5)
+        ),
+        "client streaming": lambda: documents.UploadDocument(upload_requests(), timeout=5),
+        "unary": lambda: admin.GetBudgetStatus(
+            admin_service_pb2.GetBudgetStatusRequest(), timeout=5
+        ),
+    }
+    for kind, call in calls.items():
+        try:
+            await call()
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.UNIMPLEMENTED, kind
+        else:
+            raise AssertionError(f"{kind} call answered")
+
+
+async def _drain(call: grpc.aio.UnaryStreamCall) -> None:
+    async for _ in call:
+        pass
+
+
+async def test_request_id_is_echoed_and_logged_with_method_status_and_duration(
+    channel: grpc.aio.Channel, log_sink: LogSink
+) -> None:
+    stub = chat_service_pb2_grpc.ChatServiceStub(channel)
+    try:
+        await stub.GetConversation(
+            chat_service_pb2.GetConversationRequest(conversation_id="c"),
+            metadata=(("x-request-id", "req-access-log-1"),),
+            timeout=5,
+        )
+    except grpc.aio.AioRpcError as error:
+        assert ("x-request-id", "req-access-log-1") in tuple(error.trailing_metadata() or ())
+    else:
+        raise AssertionError("GetConversation answered")
+
+    async def logged() -> list[dict[str, object]]:
+        return [
+            event
+            for event in log_sink.events("rpc.finished")
+            if event.get("request_id") == "req-access-log-1"
+        ]
+
+    (event,) = await eventually(logged)
+    assert event["method"] == "/chatbot.v1.ChatService/GetConversation"
+    assert event["code"] == "UNIMPLEMENTED"
+    assert isinstance(event["duration_ms"], float)
+    assert str(event["peer"]).startswith("ipv4:127.0.0.1:")
+
+
+async def test_successful_call_gets_a_generated_request_id(channel: grpc.aio.Channel) -> None:
+    call = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    await call
+    trailing = dict(await call.trailing_metadata())
+    assert len(trailing["x-request-id"]) == 32

@@ -1,0 +1,95 @@
+"""The server as an operator drives it: grpcurl over reflection, buf on the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.servers import RunningServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def grpcurl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        _tool("grpcurl"),
+        "-plaintext",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert path is not None, f"{name} is not installed (pip install -e '.[dev]')"
+    return path
+
+
+async def test_grpcurl_lists_the_services_health_and_reflection(server: RunningServer) -> None:
+    listed = set((await grpcurl(server.address, "list")).split())
+    assert {
+        "chatbot.v1.ChatService",
+        "chatbot.v1.DocumentService",
+        "chatbot.v1.AdminService",
+        "grpc.health.v1.Health",
+    } <= listed
+    assert any(name.startswith("grpc.reflection.") for name in listed)
+
+
+async def test_grpcurl_describe_shows_the_contract_comments(server: RunningServer) -> None:
+    service = await grpcurl(server.address, "describe", "chatbot.v1.ChatService")
+    assert "// Answers questions from the stored documents" in service
+    assert "rpc StreamAnswer ( .chatbot.v1.StreamAnswerRequest ) returns ( stream" in service
+    message = await grpcurl(server.address, "describe", "chatbot.v1.Citation")
+    assert "// 1-based page of the PDF where the cited text starts." in message
+
+
+async def test_grpcurl_health_check_reports_serving(server: RunningServer) -> None:
+    out = await grpcurl(server.address, "grpc.health.v1.Health/Check")
+    assert '"status": "SERVING"' in out
+
+
+def test_buf_lint_passes() -> None:
+    result = subprocess.run([_tool("buf"), "lint"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_buf_breaking_catches_a_removed_field(tmp_path: Path) -> None:
+    changed = tmp_path / "workspace"
+    shutil.copytree(ROOT / "proto", changed / "proto")
+    shutil.copytree(ROOT / "third_party", changed / "third_party")
+    shutil.copy(ROOT / "buf.yaml", changed / "buf.yaml")
+    common = changed / "proto" / "chatbot" / "v1" / "common.proto"
+    text = common.read_text()
+    assert "  double relevance_score = 8;\n}" in text
+    common.write_text(text.replace("  double relevance_score = 8;\n}", "}"))
+
+    unchanged = subprocess.run(
+        [_tool("buf"), "breaking", str(ROOT), "--against", str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    broken = subprocess.run(
+        [_tool("buf"), "breaking", str(changed), "--against", str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert broken.returncode != 0
+    assert "relevance_score" in broken.stdout + broken.stderr
+
+
+def test_generated_code_is_current() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "generate_protos.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,147 @@
+"""The server as a process: embedded defaults, SIGTERM with open streams, bad environments."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chatbot_server.embedded_postgres import EmbeddedPostgres
+from tests.databases import MigratedDatabase, free_port, with_database
+from tests.processes import ServerProcess
+
+GRACE_SECONDS = 5.0
+
+
+@pytest_asyncio.fixture
+async def embedded_server() -> AsyncIterator[tuple[ServerProcess, Path]]:
+    """The server on its embedded defaults, in a data folder of its own."""
+    data_dir = Path(tempfile.mkdtemp(prefix="chatbot-test-embedded-"))
+    server = ServerProcess(
+        {
+            "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+            "EMBEDDED_POSTGRES_DIR": str(data_dir),
+            "EMBEDDED_POSTGRES_PORT": str(free_port()),
+            "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
+            "DATABASE_URL": "",
+            "REDIS_URL": "",
+        }
+    )
+    await server.start()
+    try:
+        yield server, data_dir
+    finally:
+        server.kill()
+        cluster = EmbeddedPostgres(data_dir, 1)
+        if cluster.is_running():
+            cluster.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_sigterm_with_an_open_stream_ends_it_cleanly_within_the_grace_period(
+    embedded_server: tuple[ServerProcess, Path],
+) -> None:
+    server, data_dir = embedded_server
+    started = await server.wait_for_event("server.started")
+    async with grpc.aio.insecure_channel(str(started["address"])) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        watch = stub.Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+
+        assert server.process is not None
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+
+        rest = []
+        while (response := await watch.read()) is not grpc.aio.EOF:
+            rest.append(response.status)
+        assert rest == [health_pb2.HealthCheckResponse.NOT_SERVING]
+        assert await watch.code() == grpc.StatusCode.OK
+
+        code, stderr = await server.finish(timeout=GRACE_SECONDS + 10)
+        assert code == 0, stderr
+        assert time.monotonic() - signalled < GRACE_SECONDS + 5
+    names = [event.get("event") for event in server.events]
+    assert names.index("server.stopping") < names.index("server.stopped")
+    assert "embedded_postgres.stopped" in names
+    assert not EmbeddedPostgres(data_dir, 1).is_running()
+
+
+async def test_embedded_default_creates_roles_and_serves_as_the_restricted_role(
+    embedded_server: tuple[ServerProcess, Path],
+) -> None:
+    server, data_dir = embedded_server
+    started = await server.wait_for_event("server.started")
+    embedded = await server.wait_for_event("database.embedded")
+    assert embedded["app_role"] == "chatbot_app"
+    credentials = json.loads((data_dir / "credentials.json").read_text())
+    assert (data_dir / "credentials.json").stat().st_mode & 0o077 == 0
+    conn = await asyncpg.connect(
+        host="127.0.0.1",
+        port=int(str(embedded["port"])),
+        user="chatbot_app",
+        password=credentials["app"],
+        database="chatbot",
+    )
+    try:
+        role = await conn.fetchrow(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        )
+        assert tuple(role) == (False, False, False)
+        assert await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    finally:
+        await conn.close()
+    async with grpc.aio.insecure_channel(str(started["address"])) as channel:
+        response = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_database_without_pgvector_stops_the_server_with_instructions(
+    database: MigratedDatabase,
+) -> None:
+    admin = await asyncpg.connect(database.superuser_url)
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS chatbot_bare")
+        await admin.execute("CREATE DATABASE chatbot_bare")
+    finally:
+        await admin.close()
+    server = ServerProcess(
+        {
+            "DATABASE_URL": with_database(database.superuser_url, "chatbot_bare"),
+            "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+        }
+    )
+    await server.start()
+    code, stderr = await server.finish(timeout=60)
+    assert code == 2
+    assert "`vector` extension is missing from database chatbot_bare" in stderr
+    assert "CREATE EXTENSION vector;" in stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SHUTDOWN_GRACE_SECONDS", "soon", "SHUTDOWN_GRACE_SECONDS must be a number"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console"),
+    ],
+)
+async def test_malformed_setting_stops_the_server_naming_the_variable(
+    variable: str, value: str, message: str
+) -> None:
+    server = ServerProcess({variable: value})
+    await server.start()
+    code, stderr = await server.finish(timeout=60)
+    assert code == 2
+    assert message in stderr
