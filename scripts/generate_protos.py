@@ -26,6 +26,8 @@ DESCRIPTOR_SET = "descriptor_set.binpb"
 def generate(output_root: Path) -> None:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE).glob("*.proto"))
     well_known = Path(protoc.__file__).parent / "_proto"
+    # The mypy-protobuf plugins sit beside this interpreter, which need not be on PATH.
+    plugins = Path(sys.executable).parent
     package_dir = output_root / PACKAGE
     package_dir.mkdir(parents=True, exist_ok=True)
     arguments = [
@@ -33,6 +35,8 @@ def generate(output_root: Path) -> None:
         f"-I{PROTO_ROOT}",
         f"-I{THIRD_PARTY}",
         f"-I{well_known}",
+        f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
         f"--python_out={output_root}",
         f"--grpc_python_out={output_root}",
         f"--mypy_out={output_root}",
