@@ -11,8 +11,6 @@ from chatbot.v1 import (
     admin_service_pb2_grpc,
     chat_service_pb2,
     chat_service_pb2_grpc,
-    document_service_pb2,
-    document_service_pb2_grpc,
 )
 from tests.conftest import LogSink
 from tests.polling import eventually
@@ -28,37 +26,31 @@ def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
 async def test_unbuilt_rpc_is_unimplemented_with_its_name_and_error_info(
     channel: grpc.aio.Channel,
 ) -> None:
-    stub = document_service_pb2_grpc.DocumentServiceStub(channel)
+    stub = admin_service_pb2_grpc.AdminServiceStub(channel)
     try:
-        await stub.GetDocument(document_service_pb2.GetDocumentRequest(document_id="x"), timeout=5)
+        await stub.GetCostReport(admin_service_pb2.GetCostReportRequest(), timeout=5)
     except grpc.aio.AioRpcError as error:
         assert error.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "/chatbot.v1.DocumentService/GetDocument" in (error.details() or "")
+        assert "/chatbot.v1.AdminService/GetCostReport" in (error.details() or "")
         status = rich_status(error)
         assert status.code == grpc.StatusCode.UNIMPLEMENTED.value[0]
         info = error_details_pb2.ErrorInfo()
         assert status.details[0].Unpack(info)
         assert (info.reason, info.domain) == ("NOT_IMPLEMENTED", "chatbot.v1")
-        assert info.metadata["method"] == "/chatbot.v1.DocumentService/GetDocument"
+        assert info.metadata["method"] == "/chatbot.v1.AdminService/GetCostReport"
     else:
-        raise AssertionError("GetDocument answered")
+        raise AssertionError("GetCostReport answered")
 
 
-async def test_every_kind_of_rpc_answers_unimplemented_cleanly(channel: grpc.aio.Channel) -> None:
+async def test_unary_and_streaming_rpcs_answer_unimplemented_cleanly(
+    channel: grpc.aio.Channel,
+) -> None:
     chat = chat_service_pb2_grpc.ChatServiceStub(channel)
-    documents = document_service_pb2_grpc.DocumentServiceStub(channel)
     admin = admin_service_pb2_grpc.AdminServiceStub(channel)
-
-    async def upload_requests():  # type: ignore[no-untyped-def]
-        yield document_service_pb2.UploadDocumentRequest(
-            metadata=document_service_pb2.UploadMetadata(title="t")
-        )
-
     calls = {
         "server streaming": lambda: _drain(
             chat.StreamAnswer(chat_service_pb2.StreamAnswerRequest(question="q"), timeout=5)
         ),
-        "client streaming": lambda: documents.UploadDocument(upload_requests(), timeout=5),
         "unary": lambda: admin.GetBudgetStatus(
             admin_service_pb2.GetBudgetStatusRequest(), timeout=5
         ),

@@ -9,17 +9,27 @@ from dataclasses import dataclass
 
 import asyncpg
 import grpc
+import httpx
 import redis.asyncio as redis
 import structlog
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from chatbot_server.access_log import AccessLogInterceptor
+from chatbot_server.chunking import ChunkingPolicy
 from chatbot_server.config import Settings
+from chatbot_server.cost_log import record_embedding_usage
 from chatbot_server.database import EmbeddedDatabase, open_pool, start_embedded
+from chatbot_server.embeddings import (
+    Embedder,
+    EmbeddingUsage,
+    LocalEmbeddings,
+    RemoteEmbeddings,
+)
 from chatbot_server.health import Dependency, DependencyMonitor, HealthService
+from chatbot_server.ingestion import IngestionSettings, IngestionWorker
 from chatbot_server.reflection import DocumentedReflectionServicer, reflected_service_names
-from chatbot_server.services import SERVICE_NAMES, add_services
+from chatbot_server.services import SERVICE_NAMES, ServiceDependencies, add_services
 
 log = structlog.get_logger(__name__)
 
@@ -39,10 +49,13 @@ class Resources:
 
     pool: asyncpg.Pool
     redis: redis.Redis | None
+    http: httpx.AsyncClient
+    embedder: Embedder
     embedded: EmbeddedDatabase | None
 
     async def close(self) -> None:
         await self.pool.close()
+        await self.http.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         if self.embedded is not None:
@@ -60,20 +73,74 @@ async def open_resources(settings: Settings) -> Resources:
         redis_client = redis.Redis.from_url(settings.redis_url)
     else:
         log.warning("redis.not_configured", detail="REDIS_URL is unset")
-    return Resources(pool=pool, redis=redis_client, embedded=embedded)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+    return Resources(
+        pool=pool,
+        redis=redis_client,
+        http=http,
+        embedder=_embedder(settings, pool, http),
+        embedded=embedded,
+    )
+
+
+def _embedder(settings: Settings, pool: asyncpg.Pool, http: httpx.AsyncClient) -> Embedder:
+    if settings.embedding_base_url is None:
+        return LocalEmbeddings(settings.embedding_threads)
+
+    async def record(usage: EmbeddingUsage) -> None:
+        await record_embedding_usage(pool, usage)
+
+    return RemoteEmbeddings(
+        http,
+        settings.embedding_base_url,
+        settings.embedding_api_key,
+        settings.embedding_model,
+        record,
+    )
+
+
+def ingestion_worker(settings: Settings, resources: Resources) -> IngestionWorker:
+    policy = ChunkingPolicy(
+        size_chars=settings.chunk_size_chars,
+        overlap_chars=settings.chunk_overlap_chars,
+        max_tokens=resources.embedder.max_tokens,
+    )
+    return IngestionWorker(
+        resources.pool,
+        resources.embedder,
+        IngestionSettings(
+            policy=policy,
+            lease_seconds=settings.ingestion_lease_seconds,
+            max_attempts=settings.ingestion_max_attempts,
+            idle_poll_seconds=settings.ingestion_poll_seconds,
+        ),
+    )
 
 
 class ChatbotServer:
-    """The grpc.aio server with the chatbot services, health and reflection."""
+    """The grpc.aio server with the chatbot services, health, reflection and ingestion."""
 
     def __init__(self, settings: Settings, resources: Resources) -> None:
         self.settings = settings
         self.resources = resources
         self.health = HealthService(SERVICE_NAMES)
+        self.shutting_down = asyncio.Event()
+        self.workers = [
+            ingestion_worker(settings, resources) for _ in range(settings.ingestion_workers)
+        ]
         self.server = grpc.aio.server(
             interceptors=[AccessLogInterceptor()], options=_SERVER_OPTIONS
         )
-        add_services(self.server)
+        add_services(
+            self.server,
+            ServiceDependencies(
+                pool=resources.pool,
+                embedder=resources.embedder,
+                settings=settings,
+                document_queued=self._wake_workers,
+                shutting_down=self.shutting_down,
+            ),
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
             DocumentedReflectionServicer(reflected_service_names(SERVICE_NAMES)), self.server
@@ -84,8 +151,12 @@ class ChatbotServer:
             settings.health_check_interval_seconds,
             settings.dependency_timeout_seconds,
         )
-        self._monitor_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
+
+    def _wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wake()
 
     async def start(self) -> int:
         """Binds, checks the dependencies once and starts serving; returns the bound port."""
@@ -94,7 +165,9 @@ class ChatbotServer:
             raise OSError(f"cannot listen on {self.settings.grpc_address}")
         await self.monitor.check_once()
         await self.server.start()
-        self._monitor_task = asyncio.create_task(self.monitor.run(), name="dependency-monitor")
+        self._tasks.append(asyncio.create_task(self.monitor.run(), name="dependency-monitor"))
+        for number, worker in enumerate(self.workers):
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"ingestion-{number}"))
         host = self.settings.grpc_address.rsplit(":", 1)[0]
         log.info("server.started", address=f"{host}:{self.port}")
         return self.port
@@ -102,12 +175,14 @@ class ChatbotServer:
     async def stop(self, grace_seconds: float) -> None:
         """Stops taking calls, lets calls in flight finish for up to the grace period."""
         log.info("server.stopping", grace_seconds=grace_seconds)
-        if self._monitor_task is not None:
-            self._monitor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor_task
+        self.shutting_down.set()
         await self.health.shut_down()
         await self.server.stop(grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         log.info("server.stopped")
 
 
@@ -125,11 +200,31 @@ async def serve(settings: Settings) -> None:
     try:
         server = ChatbotServer(settings, resources)
         await server.start()
-        stop_requested = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop_requested.set)
-        await stop_requested.wait()
+        await _until_signalled()
         await server.stop(settings.shutdown_grace_seconds)
     finally:
         await resources.close()
+
+
+async def run_worker(settings: Settings) -> None:
+    """Runs only the ingestion worker, for a separate worker process, until signalled."""
+    resources = await open_resources(settings)
+    worker = ingestion_worker(settings, resources)
+    task = asyncio.create_task(worker.run(), name="ingestion")
+    log.info("worker.started")
+    try:
+        await _until_signalled()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await resources.close()
+        log.info("worker.stopped")
+
+
+async def _until_signalled() -> None:
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    await stop_requested.wait()

@@ -1,4 +1,4 @@
-"""`chatbot-server`: serve (default), migrate, or bootstrap a database server."""
+"""`chatbot-server`: serve (default), worker, migrate, or bootstrap a database server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import structlog
 
-from chatbot_server.app import serve
+from chatbot_server.app import run_worker, serve
 from chatbot_server.bootstrap import BootstrapError, bootstrap_database, plan_from_urls
 from chatbot_server.config import Settings, SettingsError
 from chatbot_server.database import DatabaseUnavailableError, migrate, start_embedded
@@ -29,6 +29,7 @@ _SETUP_ERRORS = (
 )
 _COMMANDS = {
     "serve": "run the gRPC server (the default)",
+    "worker": "process queued documents only, without serving gRPC",
     "migrate": "apply database migrations as the schema owner (MIGRATION_DATABASE_URL)",
     "bootstrap": "create the roles, database and extensions as a superuser "
     "(SUPERUSER_DATABASE_URL), from MIGRATION_DATABASE_URL and DATABASE_URL",
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", nargs="?", default="serve", choices=tuple(_COMMANDS))
     args = parser.parse_args(argv)
-    commands = {"serve": serve, "migrate": _migrate, "bootstrap": _bootstrap}
+    commands = {"serve": serve, "worker": run_worker, "migrate": _migrate, "bootstrap": _bootstrap}
     try:
         settings = Settings.from_env(os.environ)
         configure_logging(settings.log_level, settings.log_format)

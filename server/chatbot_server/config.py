@@ -33,6 +33,22 @@ class Settings:
     dependency_timeout_seconds: float = 2.0
     log_level: str = "INFO"
     log_format: str = "json"
+    max_upload_bytes: int = 50 * 1024 * 1024
+    chunk_size_chars: int = 1200
+    chunk_overlap_chars: int = 200
+    # Unset: the offline local model. Set: an OpenAI-compatible /embeddings endpoint.
+    embedding_base_url: str | None = None
+    embedding_api_key: str = ""
+    embedding_model: str = "text-embedding-3-small"
+    embedding_threads: int = 2
+    # Ingestion workers in this process; 0 leaves processing to `chatbot-server worker`.
+    ingestion_workers: int = 1
+    ingestion_lease_seconds: float = 120.0
+    ingestion_max_attempts: int = 3
+    ingestion_poll_seconds: float = 2.0
+    search_top_k: int = 10
+    similarity_threshold: float = 0.3
+    watch_poll_seconds: float = 0.5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -67,9 +83,41 @@ class Settings:
                 "LOG_LEVEL", defaults.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
             log_format=reader.choice("LOG_FORMAT", defaults.log_format, ("json", "console")),
+            max_upload_bytes=reader.integer("MAX_UPLOAD_BYTES", defaults.max_upload_bytes, 1),
+            chunk_size_chars=reader.integer("CHUNK_SIZE_CHARS", defaults.chunk_size_chars, 100),
+            chunk_overlap_chars=reader.integer(
+                "CHUNK_OVERLAP_CHARS", defaults.chunk_overlap_chars, 0
+            ),
+            embedding_base_url=reader.optional_text("EMBEDDING_BASE_URL"),
+            embedding_api_key=reader.text("EMBEDDING_API_KEY", defaults.embedding_api_key),
+            embedding_model=reader.text("EMBEDDING_MODEL", defaults.embedding_model),
+            embedding_threads=reader.integer("EMBEDDING_THREADS", defaults.embedding_threads, 1),
+            ingestion_workers=reader.integer(
+                "INGESTION_WORKERS", defaults.ingestion_workers, 0, 16
+            ),
+            ingestion_lease_seconds=reader.number(
+                "INGESTION_LEASE_SECONDS", defaults.ingestion_lease_seconds, 1.0
+            ),
+            ingestion_max_attempts=reader.integer(
+                "INGESTION_MAX_ATTEMPTS", defaults.ingestion_max_attempts, 1
+            ),
+            ingestion_poll_seconds=reader.number(
+                "INGESTION_POLL_SECONDS", defaults.ingestion_poll_seconds, 0.05
+            ),
+            search_top_k=reader.integer("SEARCH_TOP_K", defaults.search_top_k, 1, 50),
+            similarity_threshold=reader.number(
+                "SIMILARITY_THRESHOLD", defaults.similarity_threshold, 0.0
+            ),
+            watch_poll_seconds=reader.number(
+                "WATCH_POLL_SECONDS", defaults.watch_poll_seconds, 0.05
+            ),
         )
         if settings.db_pool_min_size > settings.db_pool_max_size:
             raise SettingsError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        if settings.chunk_overlap_chars >= settings.chunk_size_chars:
+            raise SettingsError("CHUNK_OVERLAP_CHARS must be smaller than CHUNK_SIZE_CHARS")
+        if settings.similarity_threshold > 1:
+            raise SettingsError("SIMILARITY_THRESHOLD must be from 0 to 1")
         return settings
 
     @property

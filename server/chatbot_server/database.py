@@ -13,6 +13,7 @@ from chatbot_server.bootstrap import DatabasePlan, bootstrap_database
 from chatbot_server.config import Settings
 from chatbot_server.embedded_postgres import EmbeddedPostgres
 from chatbot_server.migrations import apply_migrations, require_current_schema
+from chatbot_server.vector_codec import register_vector_codec
 
 log = structlog.get_logger(__name__)
 
@@ -88,7 +89,9 @@ async def open_pool(url: str, min_size: int, max_size: int) -> asyncpg.Pool:
         await require_current_schema(conn)
     finally:
         await conn.close()
-    pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=register_vector_codec
+    )
     return pool
 
 

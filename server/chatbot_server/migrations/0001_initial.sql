@@ -17,6 +17,10 @@ CREATE TABLE documents (
     page_count      integer NOT NULL DEFAULT 0,
     chunk_count     integer NOT NULL DEFAULT 0,
     embedding_model text NOT NULL DEFAULT '',
+    embedding_dimensions integer NOT NULL DEFAULT 0,
+    -- Progress while PROCESSING, for WatchDocument.
+    chunks_done     integer NOT NULL DEFAULT 0,
+    chunks_total    integer NOT NULL DEFAULT 0,
     -- Queue bookkeeping: a worker leases a PENDING row; an expired lease is taken over.
     attempts        integer NOT NULL DEFAULT 0,
     lease_expires_at timestamptz,
@@ -24,7 +28,7 @@ CREATE TABLE documents (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     processed_at    timestamptz
 );
-CREATE INDEX documents_sha256_idx ON documents (sha256);
+CREATE UNIQUE INDEX documents_sha256_idx ON documents (sha256);
 CREATE INDEX documents_queue_idx ON documents (created_at) WHERE status IN ('PENDING', 'PROCESSING');
 CREATE INDEX documents_created_idx ON documents (created_at DESC, id DESC);
 CREATE INDEX documents_tags_idx ON documents USING gin (tags);

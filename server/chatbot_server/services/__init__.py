@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
 import grpc
 
 from chatbot.v1 import (
@@ -12,6 +17,8 @@ from chatbot.v1 import (
     document_service_pb2,
     document_service_pb2_grpc,
 )
+from chatbot_server.config import Settings
+from chatbot_server.embeddings import Embedder
 from chatbot_server.services.admin import AdminServicer
 from chatbot_server.services.chat import ChatServicer
 from chatbot_server.services.documents import DocumentServicer
@@ -22,13 +29,32 @@ ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].fu
 SERVICE_NAMES = (CHAT_SERVICE, DOCUMENT_SERVICE, ADMIN_SERVICE)
 
 
-def add_services(server: grpc.aio.Server) -> None:
+@dataclass(frozen=True)
+class ServiceDependencies:
+    """What the servicers share."""
+
+    pool: asyncpg.Pool
+    embedder: Embedder
+    settings: Settings
+    # Called when a document was queued, so an idle worker starts at once.
+    document_queued: Callable[[], None]
+    # Set when the server begins to shut down; long-lived streams end on it.
+    shutting_down: asyncio.Event
+
+
+def add_services(server: grpc.aio.Server, dependencies: ServiceDependencies) -> None:
     """Registers the three `chatbot.v1` services."""
     # mypy sees the generated bases' abstract methods; UnimplementedFallback fills the
     # ones a servicer does not define when its class is created.
     chat = ChatServicer()  # type: ignore[abstract]
-    documents = DocumentServicer()  # type: ignore[abstract]
     admin = AdminServicer()  # type: ignore[abstract]
+    documents = DocumentServicer(
+        dependencies.pool,
+        dependencies.embedder,
+        dependencies.settings,
+        dependencies.document_queued,
+        dependencies.shutting_down,
+    )
     chat_service_pb2_grpc.add_ChatServiceServicer_to_server(chat, server)
     document_service_pb2_grpc.add_DocumentServiceServicer_to_server(documents, server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)

@@ -1,12 +1,333 @@
-"""DocumentService: its RPCs answer UNIMPLEMENTED until they are built."""
+"""DocumentService: upload, processing status, listing, deletion and search."""
 
 from __future__ import annotations
 
-from chatbot.v1 import document_service_pb2, document_service_pb2_grpc
-from chatbot_server.services.unimplemented import UnimplementedFallback
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from chatbot.v1 import common_pb2, document_service_pb2, document_service_pb2_grpc
+from chatbot_server import document_store, pagination
+from chatbot_server.config import Settings
+from chatbot_server.document_store import DocumentFilter, DocumentRecord, NewDocument
+from chatbot_server.embeddings import Embedder
+from chatbot_server.errors import ServiceError, bad_request
+from chatbot_server.pdf_extraction import PDF_MAGIC
+from chatbot_server.retrieval import FULL_TEXT, VECTOR, Hit, SearchFilter, retrieve
+from chatbot_server.validation import bounded_int, bounded_text, language_code, parse_uuid
+
+pb = document_service_pb2
+_STATUS_NAMES = ("PENDING", "PROCESSING", "READY", "FAILED")
+_FINAL = ("READY", "FAILED")
+_SIGNALS = {
+    VECTOR: common_pb2.RETRIEVAL_SIGNAL_VECTOR,
+    FULL_TEXT: common_pb2.RETRIEVAL_SIGNAL_FULL_TEXT,
+}
+# Where PDF readers look for the header (some files carry junk before it).
+_HEADER_WINDOW = 1024
 
 
-class DocumentServicer(UnimplementedFallback, document_service_pb2_grpc.DocumentServiceServicer):
+class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
     """The `chatbot.v1.DocumentService` servicer."""
 
-    SERVICE = document_service_pb2.DESCRIPTOR.services_by_name["DocumentService"]
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder,
+        settings: Settings,
+        document_queued: Callable[[], None],
+        shutting_down: asyncio.Event,
+    ) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self._settings = settings
+        self._document_queued = document_queued
+        self._shutting_down = shutting_down
+
+    async def UploadDocument(
+        self, request_iterator: AsyncIterator[pb.UploadDocumentRequest], context: object
+    ) -> pb.UploadDocumentResponse:
+        metadata = await _first_metadata(request_iterator)
+        if metadata.size_bytes > self._settings.max_upload_bytes:
+            raise _too_large(self._settings.max_upload_bytes, metadata.size_bytes)
+        new = _new_document(metadata)
+        content = await self._receive_bytes(request_iterator, metadata.sha256.lower())
+        record, deduplicated = await document_store.insert_document(
+            self._pool, new, content, metadata.overwrite
+        )
+        if not deduplicated or metadata.overwrite:
+            self._document_queued()
+        return pb.UploadDocumentResponse(document=document_proto(record), deduplicated=deduplicated)
+
+    async def _receive_bytes(
+        self, request_iterator: AsyncIterator[pb.UploadDocumentRequest], expected_sha256: str
+    ) -> bytes:
+        limit = self._settings.max_upload_bytes
+        parts: list[bytes] = []
+        size = 0
+        async for message in request_iterator:
+            if message.WhichOneof("payload") != "chunk":
+                raise bad_request("metadata", "may only be sent in the first message")
+            size += len(message.chunk)
+            if size > limit:
+                raise _too_large(limit, size)
+            parts.append(message.chunk)
+        content = b"".join(parts)
+        if not content:
+            raise bad_request("chunk", "the upload carried no bytes", reason="UNSUPPORTED_DOCUMENT")
+        if PDF_MAGIC not in content[:_HEADER_WINDOW]:
+            raise bad_request(
+                "chunk",
+                "only PDF files are accepted, and these bytes do not start like one (%PDF-)",
+                reason="UNSUPPORTED_DOCUMENT",
+            )
+        if expected_sha256 and hashlib.sha256(content).hexdigest() != expected_sha256:
+            raise ServiceError(
+                grpc.StatusCode.DATA_LOSS,
+                "the received bytes do not match metadata.sha256; upload the file again",
+                reason="CHECKSUM_MISMATCH",
+            )
+        return content
+
+    async def GetDocument(
+        self, request: pb.GetDocumentRequest, context: object
+    ) -> pb.GetDocumentResponse:
+        record = await self._existing(request.document_id)
+        return pb.GetDocumentResponse(document=document_proto(record))
+
+    async def ListDocuments(
+        self, request: pb.ListDocumentsRequest, context: object
+    ) -> pb.ListDocumentsResponse:
+        where = DocumentFilter(
+            status=_status_name(request.status) if request.status else None,
+            language=language_code("language", request.language) or None,
+            document_type=request.document_type or None,
+            tag=request.tag or None,
+        )
+        scope = f"documents:{where}"
+        limit = pagination.page_size(request.page_size)
+        after = pagination.decode_token(request.page_token, scope)
+        records, total = await document_store.list_documents(self._pool, where, limit + 1, after)
+        next_token = ""
+        if len(records) > limit:
+            last = records[limit - 1]
+            next_token = pagination.encode_token(last.created_at, last.id, scope)
+        return pb.ListDocumentsResponse(
+            documents=[document_proto(r) for r in records[:limit]],
+            next_page_token=next_token,
+            total_size=total,
+        )
+
+    async def DeleteDocument(
+        self, request: pb.DeleteDocumentRequest, context: object
+    ) -> pb.DeleteDocumentResponse:
+        document_id = parse_uuid("document_id", request.document_id)
+        if not await document_store.delete_document(self._pool, document_id):
+            raise _not_found(document_id)
+        return pb.DeleteDocumentResponse()
+
+    async def ReprocessDocument(
+        self, request: pb.ReprocessDocumentRequest, context: object
+    ) -> pb.ReprocessDocumentResponse:
+        document_id = parse_uuid("document_id", request.document_id)
+        record = await document_store.requeue_document(self._pool, document_id)
+        if record is None:
+            await self._existing(request.document_id)
+            raise ServiceError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "the document is being processed; reprocess it once it is READY or FAILED",
+                reason="DOCUMENT_PROCESSING",
+                metadata={"document_id": str(document_id)},
+            )
+        self._document_queued()
+        return pb.ReprocessDocumentResponse(document=document_proto(record))
+
+    async def ReprocessAllDocuments(
+        self, request: pb.ReprocessAllDocumentsRequest, context: object
+    ) -> pb.ReprocessAllDocumentsResponse:
+        status = _status_name(request.status) if request.status else None
+        if status in ("PENDING", "PROCESSING"):
+            raise bad_request("status", "must be READY, FAILED or unset; those are queued already")
+        queued = await document_store.requeue_all(self._pool, status)
+        if queued:
+            self._document_queued()
+        return pb.ReprocessAllDocumentsResponse(queued_count=queued)
+
+    async def WatchDocument(
+        self, request: pb.WatchDocumentRequest, context: object
+    ) -> AsyncIterator[pb.WatchDocumentResponse]:
+        document_id = parse_uuid("document_id", request.document_id)
+        last_seen: tuple[object, ...] | None = None
+        while True:
+            record = await document_store.get_document(self._pool, document_id)
+            if record is None:
+                raise _not_found(document_id)
+            state = (record.status, record.page_count, record.chunks_done, record.chunks_total)
+            if state != last_seen:
+                last_seen = state
+                yield pb.WatchDocumentResponse(
+                    document=document_proto(record),
+                    pages_done=record.page_count,
+                    chunks_done=record.chunks_done,
+                    chunks_total=record.chunks_total,
+                )
+            if record.status in _FINAL:
+                return
+            try:
+                await asyncio.wait_for(
+                    self._shutting_down.wait(), self._settings.watch_poll_seconds
+                )
+            except TimeoutError:
+                continue
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                "the server is shutting down; watch again to continue",
+                reason="SHUTTING_DOWN",
+            )
+
+    async def Search(self, request: pb.SearchRequest, context: object) -> pb.SearchResponse:
+        started = time.perf_counter()
+        query = bounded_text("query", request.query, 2000, required=True)
+        top_k = bounded_int("top_k", request.top_k, self._settings.search_top_k, 50)
+        threshold = request.similarity_threshold or self._settings.similarity_threshold
+        if not 0 <= threshold <= 1:
+            raise bad_request("similarity_threshold", "must be from 0 to 1")
+        where = search_filter(request.filter)
+        hits = await retrieve(self._pool, self._embedder, query, where, top_k, threshold)
+        return pb.SearchResponse(
+            results=[retrieved_chunk(hit) for hit in hits],
+            embedding_model=self._embedder.model_name,
+            took_ms=round((time.perf_counter() - started) * 1000),
+        )
+
+    async def _existing(self, raw_id: str) -> DocumentRecord:
+        document_id = parse_uuid("document_id", raw_id)
+        record = await document_store.get_document(self._pool, document_id)
+        if record is None:
+            raise _not_found(document_id)
+        return record
+
+
+async def _first_metadata(
+    request_iterator: AsyncIterator[pb.UploadDocumentRequest],
+) -> pb.UploadMetadata:
+    async for message in request_iterator:
+        if message.WhichOneof("payload") != "metadata":
+            break
+        return message.metadata
+    raise bad_request("metadata", "the first message of an upload must carry the metadata")
+
+
+def _new_document(metadata: pb.UploadMetadata) -> NewDocument:
+    filename = bounded_text("metadata.filename", metadata.filename, 255)
+    title = bounded_text("metadata.title", metadata.title, 300) or filename
+    if not title:
+        raise bad_request("metadata.title", "give a title or a filename")
+    tags = [bounded_text("metadata.tags", tag, 50, required=True) for tag in metadata.tags]
+    if len(tags) > 20:
+        raise bad_request("metadata.tags", f"at most 20 tags, got {len(tags)}")
+    if metadata.sha256 and not _is_hex_sha256(metadata.sha256):
+        raise bad_request("metadata.sha256", "must be 64 hexadecimal characters")
+    return NewDocument(
+        title=title,
+        filename=filename,
+        language=language_code("metadata.language", metadata.language) or "en",
+        document_type=bounded_text("metadata.document_type", metadata.document_type, 50),
+        tags=sorted(set(tags)),
+    )
+
+
+def _is_hex_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def _too_large(limit: int, size: int) -> ServiceError:
+    error = bad_request(
+        "chunk",
+        f"the document is larger than the limit of {limit} bytes; split or compress it",
+        reason="DOCUMENT_TOO_LARGE",
+    )
+    error.metadata.update({"limit_bytes": str(limit), "received_bytes": str(size)})
+    return error
+
+
+def _not_found(document_id: UUID) -> ServiceError:
+    return ServiceError(
+        grpc.StatusCode.NOT_FOUND,
+        f"no document {document_id}",
+        reason="DOCUMENT_NOT_FOUND",
+        metadata={"document_id": str(document_id)},
+    )
+
+
+def _status_name(status: int) -> str:
+    if status not in range(1, len(_STATUS_NAMES) + 1):
+        raise bad_request("status", f"unknown document status {status}")
+    return _STATUS_NAMES[status - 1]
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def document_proto(record: DocumentRecord) -> pb.Document:
+    return pb.Document(
+        document_id=str(record.id),
+        title=record.title,
+        filename=record.filename,
+        sha256=record.sha256,
+        size_bytes=record.size_bytes,
+        language=record.language,
+        document_type=record.document_type,
+        tags=record.tags,
+        status=pb.DocumentStatus.Value(f"DOCUMENT_STATUS_{record.status}"),
+        error=record.error,
+        warnings=record.warnings,
+        page_count=record.page_count,
+        chunk_count=record.chunk_count,
+        embedding_model=record.embedding_model,
+        create_time=_timestamp(record.created_at),
+        update_time=_timestamp(record.updated_at),
+        process_time=_timestamp(record.processed_at),
+    )
+
+
+def search_filter(message: common_pb2.RetrievalFilter) -> SearchFilter:
+    """The request's filter, validated."""
+    ids = [
+        parse_uuid(f"filter.document_ids[{index}]", raw)
+        for index, raw in enumerate(message.document_ids)
+    ]
+    return SearchFilter(
+        document_ids=ids or None,
+        language=language_code("filter.language", message.language) or None,
+        document_type=message.document_type or None,
+        tags=list(message.tags) or None,
+    )
+
+
+def retrieved_chunk(hit: Hit) -> common_pb2.RetrievedChunk:
+    found = hit.candidate
+    return common_pb2.RetrievedChunk(
+        chunk_id=str(found.chunk_id),
+        document_id=str(found.document_id),
+        document_title=found.document_title,
+        page_number=found.page_number,
+        section_title=found.section_title,
+        text=found.text,
+        ordinal=found.ordinal,
+        relevance_score=hit.relevance,
+        vector_similarity=found.similarity,
+        signals=[_SIGNALS[signal] for signal in hit.signals],
+    )

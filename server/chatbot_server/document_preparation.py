@@ -1,0 +1,30 @@
+"""Bytes to chunks: extraction and chunking, run in a worker process.
+
+A separate process keeps this CPU-bound work (and any crash of the PDF library on a hostile
+file) away from the server's event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatbot_server.chunking import Chunk, ChunkingPolicy, chunk_blocks
+from chatbot_server.local_model import count_tokens
+from chatbot_server.pdf_extraction import extract_document
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    page_count: int
+    chunks: list[Chunk]
+    warnings: list[str]
+
+
+def prepare_document(data: bytes, policy: ChunkingPolicy) -> PreparedDocument:
+    """Raises UnreadableDocumentError with a reason for a person when there is no text."""
+    extracted = extract_document(data)
+    return PreparedDocument(
+        page_count=extracted.page_count,
+        chunks=chunk_blocks(extracted.blocks, policy, count_tokens),
+        warnings=extracted.warnings,
+    )

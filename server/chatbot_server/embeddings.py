@@ -1,0 +1,132 @@
+"""Turning text into vectors: the offline local model, or an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+from chatbot_server.local_model import DIMENSIONS, LocalEmbedder
+from chatbot_server.pricing import cost_micro_usd
+
+Vectors = npt.NDArray[np.float32]
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding model could not embed; the message says why."""
+
+
+class Embedder(Protocol):
+    """What ingestion and search need of an embedding model."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """Unit-length vectors of the store's dimension, one row per text."""
+        ...
+
+
+class LocalEmbeddings:
+    """The offline model, run in a worker thread (ONNX Runtime releases the GIL)."""
+
+    def __init__(self, threads: int) -> None:
+        self._model = LocalEmbedder(threads)
+        self.model_name = self._model.model_name
+        self.max_tokens = self._model.max_tokens
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        return await asyncio.to_thread(self._model.embed_sync, texts)
+
+
+@dataclass(frozen=True)
+class EmbeddingUsage:
+    """One call to a paid embedding endpoint, for the cost log."""
+
+    model: str
+    prompt_tokens: int
+    cost_micro_usd: int
+    cost_from_provider: bool
+    latency_ms: int
+    error: str
+
+
+UsageRecorder = Callable[[EmbeddingUsage], Awaitable[None]]
+
+
+class RemoteEmbeddings:
+    """An OpenAI-compatible `/embeddings` endpoint, asked for vectors of the store's dimension
+    (the `dimensions` parameter of text-embedding-3 models). Every call is cost-logged."""
+
+    # Long enough for any chunk the chunker makes; the endpoint enforces its own limit.
+    max_tokens = 8000
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        api_key: str,
+        model: str,
+        record_usage: UsageRecorder,
+    ) -> None:
+        self._client = client
+        self._url = base_url.rstrip("/") + "/embeddings"
+        self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self.model_name = model
+        self._record_usage = record_usage
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        started = time.perf_counter()
+        payload = {"model": self.model_name, "input": list(texts), "dimensions": DIMENSIONS}
+        try:
+            response = await self._client.post(self._url, json=payload, headers=self._headers)
+            response.raise_for_status()
+            body = response.json()
+            vectors = np.array(
+                [item["embedding"] for item in sorted(body["data"], key=lambda d: d["index"])],
+                dtype=np.float32,
+            )
+        except (httpx.HTTPError, KeyError, TypeError, ValueError) as error:
+            reason = _describe(error)
+            await self._record(0, None, started, reason)
+            raise EmbeddingError(f"embedding endpoint {self._url} failed: {reason}") from error
+        usage = body.get("usage") or {}
+        await self._record(int(usage.get("prompt_tokens", 0)), usage.get("cost"), started, "")
+        if vectors.shape != (len(texts), DIMENSIONS):
+            raise EmbeddingError(
+                f"embedding endpoint returned vectors of shape {vectors.shape}, expected "
+                f"({len(texts)}, {DIMENSIONS}); choose a model that supports `dimensions`"
+            )
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+    async def _record(self, tokens: int, provider_cost: object, started: float, error: str) -> None:
+        if isinstance(provider_cost, int | float):
+            from_provider, micro = True, round(provider_cost * 1_000_000)
+        else:
+            from_provider, micro = False, cost_micro_usd(self.model_name, tokens, 0) or 0
+        await self._record_usage(
+            EmbeddingUsage(
+                model=self.model_name,
+                prompt_tokens=tokens,
+                cost_micro_usd=micro,
+                cost_from_provider=from_provider,
+                latency_ms=round((time.perf_counter() - started) * 1000),
+                error=error,
+            )
+        )
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"HTTP {error.response.status_code}: {error.response.text[:200]}"
+    return f"{type(error).__name__}: {error}"

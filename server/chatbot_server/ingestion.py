@@ -1,0 +1,167 @@
+"""The ingestion worker: claims queued documents from PostgreSQL and makes them searchable.
+
+The queue is the `documents` table itself (PENDING rows, leased with FOR UPDATE SKIP LOCKED),
+so any number of workers in any number of processes share it, and a restart loses nothing:
+a document whose worker died is taken over when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import asyncpg
+import numpy as np
+import structlog
+
+from chatbot_server import document_store
+from chatbot_server.chunking import ChunkingPolicy
+from chatbot_server.document_preparation import PreparedDocument, prepare_document
+from chatbot_server.embeddings import Embedder, EmbeddingError
+from chatbot_server.pdf_extraction import UnreadableDocumentError
+from chatbot_server.text_search import text_search_config
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestionSettings:
+    policy: ChunkingPolicy
+    lease_seconds: float
+    max_attempts: int
+    idle_poll_seconds: float
+    # Texts per embedding call; progress is saved after each.
+    embed_group_size: int = 16
+
+
+class IngestionWorker:
+    """Processes one document at a time until cancelled."""
+
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, settings: IngestionSettings) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self._settings = settings
+        self._wakeup = asyncio.Event()
+        self._executor: ProcessPoolExecutor | None = None
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll (a document was just queued)."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if not await self.process_next():
+                    self._wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._wakeup.wait(), self._settings.idle_poll_seconds
+                        )
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def process_next(self) -> bool:
+        """Processes the next queued document; False when the queue was empty."""
+        try:
+            job = await document_store.claim_next_job(self._pool, self._settings.lease_seconds)
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("ingestion.queue_unreachable", error=str(error))
+            return False
+        if job is None:
+            return False
+        with structlog.contextvars.bound_contextvars(document_id=str(job.document_id)):
+            await self._process(job)
+        return True
+
+    async def _process(self, job: document_store.Job) -> None:
+        started = time.perf_counter()
+        if job.attempts > self._settings.max_attempts:
+            await self._fail(
+                job,
+                f"processing was interrupted {job.attempts - 1} times (the worker stopped "
+                "or crashed); reprocess the document to try again",
+            )
+            return
+        try:
+            content = await document_store.document_content(self._pool, job.document_id)
+            if content is None:
+                return
+            prepared = await self._prepare(content)
+            if not await self._embed_and_store(job, prepared):
+                log.info("document.abandoned", reason="deleted or requeued while processing")
+                return
+        except UnreadableDocumentError as error:
+            await self._fail(job, str(error))
+            return
+        except BrokenProcessPool:
+            self.close()
+            await self._fail(job, "the PDF crashed the text extractor; it is likely damaged")
+            return
+        except EmbeddingError as error:
+            await self._fail(job, f"embedding failed: {error}; reprocess to try again")
+            return
+        except (OSError, asyncpg.PostgresConnectionError) as error:
+            # The lease runs out and the document is taken up again; nothing is lost.
+            log.warning("document.interrupted", error=str(error))
+            return
+        except Exception as error:
+            log.error("document.processing_error", exc_info=error)
+            await self._fail(job, f"internal error while processing ({type(error).__name__})")
+            return
+        log.info(
+            "document.ingested",
+            pages=prepared.page_count,
+            chunks=len(prepared.chunks),
+            ms=round((time.perf_counter() - started) * 1000),
+        )
+
+    async def _prepare(self, content: bytes) -> PreparedDocument:
+        if self._executor is None:
+            # spawn, not fork: the parent holds gRPC and database threads.
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+        policy = self._settings.policy
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, prepare_document, content, policy)
+
+    async def _embed_and_store(self, job: document_store.Job, prepared: PreparedDocument) -> bool:
+        texts = [chunk.text for chunk in prepared.chunks]
+        group = self._settings.embed_group_size
+        vectors = []
+        for done in range(0, len(texts) + 1, group):
+            if not await document_store.record_progress(
+                self._pool,
+                job.document_id,
+                self._settings.lease_seconds,
+                page_count=prepared.page_count,
+                chunks_done=done,
+                chunks_total=len(texts),
+            ):
+                return False
+            if done < len(texts):
+                vectors.append(await self._embedder.embed(texts[done : done + group]))
+        return await document_store.complete_job(
+            self._pool,
+            job.document_id,
+            page_count=prepared.page_count,
+            chunks=prepared.chunks,
+            vectors=np.concatenate(vectors) if vectors else np.empty((0, 0), np.float32),
+            embedding_model=self._embedder.model_name,
+            text_search_config=text_search_config(job.language),
+            warnings=prepared.warnings,
+        )
+
+    async def _fail(self, job: document_store.Job, reason: str) -> None:
+        log.warning("document.failed", reason=reason)
+        await document_store.fail_job(self._pool, job.document_id, reason)
