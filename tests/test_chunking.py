@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,7 +47,7 @@ def test_spans_cover_every_character_in_order_within_limits(
         assert count_words(text[start:end]) <= policy.max_tokens or end - start == 1
     missing = [i for i, char in enumerate(text) if i not in covered and not char.isspace()]
     assert missing == []
-    for (start, end), (next_start, next_end) in zip(spans, spans[1:], strict=False):
+    for (start, end), (next_start, next_end) in itertools.pairwise(spans):
         assert start < next_start and end < next_end
         assert end - next_start <= policy.overlap_chars
         assert next_start <= end or text[end:next_start].isspace()
