@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc, document_service_pb2_grpc
+from chatbot.v1 import (
+    admin_service_pb2_grpc,
+    chat_service_pb2_grpc,
+    common_pb2,
+    document_service_pb2,
+    document_service_pb2_grpc,
+)
+
+pb = document_service_pb2
+UPLOAD_PIECE_BYTES = 256 * 1024
+_FINAL = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
 
 
 class ChatbotClient:
-    """Use as `async with ChatbotClient("127.0.0.1:50051") as client: ...`."""
+    """Use as `async with ChatbotClient("127.0.0.1:50051") as client: ...`.
+
+    The stubs (`chat`, `documents`, `admin`) reach every RPC; the methods below are the
+    common calls with Python types, pagination and streaming taken care of.
+    """
 
     def __init__(self, target: str, *, timeout: float = 30.0) -> None:
         self.target = target
@@ -29,6 +46,133 @@ class ChatbotClient:
         )
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
+    async def upload_document(
+        self,
+        source: bytes | Path,
+        *,
+        title: str = "",
+        filename: str = "",
+        language: str = "",
+        document_type: str = "",
+        tags: Iterable[str] = (),
+        overwrite: bool = False,
+    ) -> pb.UploadDocumentResponse:
+        """Streams a PDF (bytes, or a file read piece by piece) with its metadata."""
+        if isinstance(source, Path):
+            filename = filename or source.name
+            size, digest = _file_size_and_sha256(source)
+        else:
+            size, digest = len(source), hashlib.sha256(source).hexdigest()
+        metadata = pb.UploadMetadata(
+            title=title,
+            filename=filename,
+            language=language,
+            document_type=document_type,
+            tags=list(tags),
+            overwrite=overwrite,
+            size_bytes=size,
+            sha256=digest,
+        )
+        response: pb.UploadDocumentResponse = await self.documents.UploadDocument(
+            _upload_messages(metadata, source), timeout=self.timeout
+        )
+        return response
+
+    async def get_document(self, document_id: str) -> pb.Document:
+        response: pb.GetDocumentResponse = await self.documents.GetDocument(
+            pb.GetDocumentRequest(document_id=document_id), timeout=self.timeout
+        )
+        return response.document
+
+    async def list_documents(
+        self,
+        *,
+        status: pb.DocumentStatus.ValueType = pb.DOCUMENT_STATUS_UNSPECIFIED,
+        language: str = "",
+        document_type: str = "",
+        tag: str = "",
+        page_size: int = 100,
+    ) -> AsyncIterator[pb.Document]:
+        """Every matching document, newest first, fetching pages as needed."""
+        token = ""
+        while True:
+            response = await self.documents.ListDocuments(
+                pb.ListDocumentsRequest(
+                    page_size=page_size,
+                    page_token=token,
+                    status=status,
+                    language=language,
+                    document_type=document_type,
+                    tag=tag,
+                ),
+                timeout=self.timeout,
+            )
+            for document in response.documents:
+                yield document
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def delete_document(self, document_id: str) -> None:
+        await self.documents.DeleteDocument(
+            pb.DeleteDocumentRequest(document_id=document_id), timeout=self.timeout
+        )
+
+    async def reprocess_document(self, document_id: str) -> pb.Document:
+        response: pb.ReprocessDocumentResponse = await self.documents.ReprocessDocument(
+            pb.ReprocessDocumentRequest(document_id=document_id), timeout=self.timeout
+        )
+        return response.document
+
+    async def reprocess_all_documents(
+        self, status: pb.DocumentStatus.ValueType = pb.DOCUMENT_STATUS_UNSPECIFIED
+    ) -> int:
+        response = await self.documents.ReprocessAllDocuments(
+            pb.ReprocessAllDocumentsRequest(status=status), timeout=self.timeout
+        )
+        return int(response.queued_count)
+
+    async def watch_document(self, document_id: str) -> AsyncIterator[pb.WatchDocumentResponse]:
+        """Status and progress updates until the document is READY or FAILED."""
+        call = self.documents.WatchDocument(pb.WatchDocumentRequest(document_id=document_id))
+        async for update in call:
+            yield update
+
+    async def wait_for_document(self, document_id: str) -> pb.Document:
+        """The document once it is READY or FAILED."""
+        async for update in self.watch_document(document_id):
+            if update.document.status in _FINAL:
+                return update.document
+        return await self.get_document(document_id)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 0,
+        document_ids: Iterable[str] = (),
+        language: str = "",
+        document_type: str = "",
+        tags: Iterable[str] = (),
+        similarity_threshold: float = 0.0,
+    ) -> pb.SearchResponse:
+        """The chunks most relevant to `query`, without a language model."""
+        response: pb.SearchResponse = await self.documents.Search(
+            pb.SearchRequest(
+                query=query,
+                top_k=top_k,
+                similarity_threshold=similarity_threshold,
+                filter=common_pb2.RetrievalFilter(
+                    document_ids=list(document_ids),
+                    language=language,
+                    document_type=document_type,
+                    tags=list(tags),
+                ),
+            ),
+            timeout=self.timeout,
+        )
+        return response
+
     async def close(self) -> None:
         await self._channel.close()
 
@@ -42,3 +186,26 @@ class ChatbotClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _upload_messages(
+    metadata: pb.UploadMetadata, source: bytes | Path
+) -> AsyncIterator[pb.UploadDocumentRequest]:
+    yield pb.UploadDocumentRequest(metadata=metadata)
+    if isinstance(source, bytes):
+        for start in range(0, len(source), UPLOAD_PIECE_BYTES):
+            yield pb.UploadDocumentRequest(chunk=source[start : start + UPLOAD_PIECE_BYTES])
+        return
+    with source.open("rb") as file:
+        while piece := file.read(UPLOAD_PIECE_BYTES):
+            yield pb.UploadDocumentRequest(chunk=piece)
+
+
+def _file_size_and_sha256(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as file:
+        while piece := file.read(1024 * 1024):
+            digest.update(piece)
+            size += len(piece)
+    return size, digest.hexdigest()
