@@ -1,11 +1,13 @@
-"""The Python client library and the `chatbot` command against the real server."""
+"""The Python client library (asyncio and blocking) against the real server."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 
-from chatbot_client import ChatbotClient
+from chatbot.v1 import document_service_pb2 as pb
+from chatbot_client import ChatbotClient, SyncChatbotClient
+from tests.databases import MigratedDatabase
+from tests.documents_support import manual_pdf, truncate_documents
 from tests.servers import RunningServer
 
 
@@ -15,34 +17,30 @@ async def test_client_reports_health_of_server_and_service(server: RunningServer
         assert await client.health("chatbot.v1.AdminService") == "SERVING"
 
 
-async def test_cli_health_prints_status_and_exits_zero(server: RunningServer) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import sys; from chatbot_client.cli import main; sys.exit(main())",
-        "--target",
-        server.address,
-        "health",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    assert out.decode().strip() == "SERVING"
+def _blocking_session(address: str) -> tuple[str, pb.Document, list[str], int]:
+    with SyncChatbotClient(address, timeout=30) as client:
+        uploaded = client.upload_document(manual_pdf(), title="Blocking")
+        statuses = [
+            pb.DocumentStatus.Name(update.document.status)
+            for update in client.watch_document(uploaded.document.document_id)
+        ]
+        listed = [d.document_id for d in client.list_documents()]
+        hits = len(client.search("DMX input port", top_k=2, similarity_threshold=0.01).results)
+        return (
+            client.health(),
+            client.get_document(uploaded.document.document_id),
+            listed + statuses,
+            hits,
+        )
 
 
-async def test_cli_names_the_error_for_an_unknown_service(server: RunningServer) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import sys; from chatbot_client.cli import main; sys.exit(main())",
-        "--target",
-        server.address,
-        "health",
-        "chatbot.v1.Nope",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 1
-    assert "NOT_FOUND" in err.decode()
+async def test_blocking_client_uploads_watches_lists_and_searches(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    await truncate_documents(database.owner_url)
+    health, document, seen, hits = await asyncio.to_thread(_blocking_session, server.address)
+    assert health == "SERVING"
+    assert document.status == pb.DOCUMENT_STATUS_READY
+    assert seen[0] == document.document_id
+    assert seen[-1] == "DOCUMENT_STATUS_READY"
+    assert hits == 2

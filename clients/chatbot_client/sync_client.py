@@ -1,0 +1,121 @@
+"""A blocking client for scripts and the command line, over the asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from chatbot.v1 import document_service_pb2 as pb
+from chatbot_client.client import ChatbotClient
+
+T = TypeVar("T")
+
+
+class SyncChatbotClient:
+    """Use as `with SyncChatbotClient("127.0.0.1:50051") as client: ...`; not thread-safe."""
+
+    def __init__(self, target: str, *, timeout: float = 30.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = self._run(_open(target, timeout))
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coroutine)
+
+    def _iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:
+        while True:
+            try:
+                yield self._run(anext(iterator))  # type: ignore[arg-type]
+            except StopAsyncIteration:
+                return
+
+    @property
+    def stubs(self) -> ChatbotClient:
+        """The asyncio client, for calls this wrapper does not cover (run them yourself)."""
+        return self._client
+
+    def health(self, service: str = "") -> str:
+        return self._run(self._client.health(service))
+
+    def upload_document(
+        self,
+        source: bytes | Path,
+        *,
+        title: str = "",
+        filename: str = "",
+        language: str = "",
+        document_type: str = "",
+        tags: Iterable[str] = (),
+        overwrite: bool = False,
+    ) -> pb.UploadDocumentResponse:
+        return self._run(
+            self._client.upload_document(
+                source,
+                title=title,
+                filename=filename,
+                language=language,
+                document_type=document_type,
+                tags=tags,
+                overwrite=overwrite,
+            )
+        )
+
+    def get_document(self, document_id: str) -> pb.Document:
+        return self._run(self._client.get_document(document_id))
+
+    def list_documents(
+        self,
+        *,
+        status: pb.DocumentStatus.ValueType = pb.DOCUMENT_STATUS_UNSPECIFIED,
+        language: str = "",
+        document_type: str = "",
+        tag: str = "",
+    ) -> Iterator[pb.Document]:
+        return self._iterate(
+            self._client.list_documents(
+                status=status, language=language, document_type=document_type, tag=tag
+            )
+        )
+
+    def delete_document(self, document_id: str) -> None:
+        self._run(self._client.delete_document(document_id))
+
+    def reprocess_document(self, document_id: str) -> pb.Document:
+        return self._run(self._client.reprocess_document(document_id))
+
+    def reprocess_all_documents(
+        self, status: pb.DocumentStatus.ValueType = pb.DOCUMENT_STATUS_UNSPECIFIED
+    ) -> int:
+        return self._run(self._client.reprocess_all_documents(status))
+
+    def watch_document(self, document_id: str) -> Iterator[pb.WatchDocumentResponse]:
+        return self._iterate(self._client.watch_document(document_id))
+
+    def wait_for_document(self, document_id: str) -> pb.Document:
+        return self._run(self._client.wait_for_document(document_id))
+
+    def search(self, query: str, **options: Any) -> pb.SearchResponse:
+        """See `ChatbotClient.search` for the options."""
+        return self._run(self._client.search(query, **options))
+
+    def close(self) -> None:
+        self._run(self._client.close())
+        self._loop.close()
+
+    def __enter__(self) -> SyncChatbotClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+async def _open(target: str, seconds_per_call: float) -> ChatbotClient:
+    # The channel must be created on the loop that will run its calls.
+    return ChatbotClient(target, timeout=seconds_per_call)
