@@ -17,7 +17,7 @@ from chatbot.v1 import common_pb2, document_service_pb2, document_service_pb2_gr
 from chatbot_server import document_store, pagination
 from chatbot_server.config import Settings
 from chatbot_server.document_store import DocumentFilter, DocumentRecord, NewDocument
-from chatbot_server.embeddings import Embedder
+from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError, bad_request
 from chatbot_server.pdf_extraction import PDF_MAGIC
 from chatbot_server.retrieval import FULL_TEXT, VECTOR, Hit, SearchFilter, retrieve
@@ -200,7 +200,14 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         if not 0 <= threshold <= 1:
             raise bad_request("similarity_threshold", "must be from 0 to 1")
         where = search_filter(request.filter)
-        hits = await retrieve(self._pool, self._embedder, query, where, top_k, threshold)
+        try:
+            hits = await retrieve(self._pool, self._embedder, query, where, top_k, threshold)
+        except EmbeddingError as error:
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the query could not be embedded: {error}",
+                reason="EMBEDDINGS_UNAVAILABLE",
+            ) from error
         return pb.SearchResponse(
             results=[retrieved_chunk(hit) for hit in hits],
             embedding_model=self._embedder.model_name,

@@ -1,0 +1,135 @@
+"""An OpenAI-compatible HTTP server on loopback, with scripted replies and failures.
+
+Real sockets and real HTTP/1.1, so the service's httpx client is exercised as in production;
+nothing in the service is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict[str, object]:
+        parsed: dict[str, object] = json.loads(self.body or b"{}")
+        return parsed
+
+
+@dataclass
+class Failure:
+    """A scripted failure for the next request: an HTTP status with a body and headers."""
+
+    status: int
+    body: str = '{"error": {"message": "scripted failure"}}'
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
+
+
+class FakeOpenAI:
+    """Serves POST /v1/embeddings; records every request; fails on demand."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.failures: list[Failure] = []
+        self.report_cost: float | None = None
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    return
+                self.requests.append(request)
+                if self.failures:
+                    failure = self.failures.pop(0)
+                    await _respond(writer, failure.status, failure.body, failure.headers)
+                elif request.path == "/v1/embeddings":
+                    await _respond(writer, 200, json.dumps(self._embeddings(request.json())))
+                else:
+                    await _respond(writer, 404, '{"error": {"message": "no such path"}}')
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+    def _embeddings(self, payload: dict[str, object]) -> dict[str, object]:
+        texts = payload["input"]
+        assert isinstance(texts, list)
+        dimensions = int(payload.get("dimensions", 1536))  # type: ignore[call-overload]
+        tokens = sum(len(str(text).split()) for text in texts)
+        usage: dict[str, object] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        if self.report_cost is not None:
+            usage["cost"] = self.report_cost
+        return {
+            "object": "list",
+            "model": payload["model"],
+            "data": [
+                {"object": "embedding", "index": i, "embedding": _vector(str(t), dimensions)}
+                for i, t in enumerate(texts)
+            ],
+            "usage": usage,
+        }
+
+
+def _vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic vector per text: texts sharing words point in similar directions."""
+    total = np.zeros(dimensions)
+    for word in text.lower().split():
+        seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "big")
+        total += np.random.default_rng(seed).standard_normal(dimensions)
+    return [float(x) for x in total]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> Request | None:
+    head = await reader.readuntil(b"\r\n\r\n") if not reader.at_eof() else b""
+    if not head:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return Request(method, path, headers, body)
+
+
+async def _respond(
+    writer: asyncio.StreamWriter, status: int, body: str, headers: dict[str, str] | None = None
+) -> None:
+    payload = body.encode()
+    lines = [f"HTTP/1.1 {status} Status", "content-type: application/json",
+             f"content-length: {len(payload)}"]  # fmt: skip
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+    await writer.drain()
