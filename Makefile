@@ -34,6 +34,7 @@ lint: install
 ## Benchmarks; each prints its figures.
 bench: install
 	$(BIN)/python scripts/bench_grpc_overhead.py
+	$(BIN)/python scripts/bench_documents.py
 
 ## Regenerate gen/python from proto/ (Python code, .pyi stubs, documented descriptor set).
 generate: install

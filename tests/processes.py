@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -58,9 +59,15 @@ class ServerProcess:
             await self._reader
         return code, stderr
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.process.kill()
+            await self.process.wait()
+        if self._reader is not None:
+            # A PostgreSQL the process started may still hold its stdout open.
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
 
 
 async def run_command(command: str, env: dict[str, str]) -> tuple[int, str, list[str]]:

@@ -53,7 +53,7 @@ async def test_bootstrap_migrate_serve(database: MigratedDatabase) -> None:
             )
         assert response.status == health_pb2.HealthCheckResponse.SERVING
     finally:
-        server.kill()
+        await server.kill()
 
 
 async def test_server_refuses_a_database_that_was_not_migrated(database: MigratedDatabase) -> None:

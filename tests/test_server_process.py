@@ -41,7 +41,7 @@ async def embedded_server() -> AsyncIterator[tuple[ServerProcess, Path]]:
     try:
         yield server, data_dir
     finally:
-        server.kill()
+        await server.kill()
         cluster = EmbeddedPostgres(data_dir, 1)
         if cluster.is_running():
             cluster.stop()

@@ -164,6 +164,7 @@ class ChatbotServer:
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_address}")
         await self.monitor.check_once()
+        await self.resources.embedder.warm_up()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="dependency-monitor"))
         for number, worker in enumerate(self.workers):

@@ -48,7 +48,7 @@ class Settings:
     ingestion_poll_seconds: float = 2.0
     search_top_k: int = 10
     similarity_threshold: float = 0.3
-    watch_poll_seconds: float = 0.5
+    watch_poll_seconds: float = 0.25
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -6,6 +6,10 @@ file) away from the server's event loop.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 from dataclasses import dataclass
 
 from chatbot_server.chunking import Chunk, ChunkingPolicy, chunk_blocks
@@ -28,3 +32,14 @@ def prepare_document(data: bytes, policy: ChunkingPolicy) -> PreparedDocument:
         chunks=chunk_blocks(extracted.blocks, policy, count_tokens),
         warnings=extracted.warnings,
     )
+
+
+def bind_to_parent(parent_pid: int) -> None:
+    """Worker-process initializer: die with the server process, even when it is killed
+    outright, instead of lingering as an orphan (Linux; elsewhere a no-op)."""
+    if sys.platform != "linux":
+        return
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+    ctypes.CDLL(None, use_errno=True).prctl(set_parent_death_signal, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(1)

@@ -35,6 +35,10 @@ class Embedder(Protocol):
         """Unit-length vectors of the store's dimension, one row per text."""
         ...
 
+    async def warm_up(self) -> None:
+        """Loads what the first call would, so that no caller waits for it."""
+        ...
+
 
 class LocalEmbeddings:
     """The offline model, run in a worker thread (ONNX Runtime releases the GIL)."""
@@ -46,6 +50,9 @@ class LocalEmbeddings:
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         return await asyncio.to_thread(self._model.embed_sync, texts)
+
+    async def warm_up(self) -> None:
+        await asyncio.to_thread(self._model.embed_sync, ["warm up"])
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,9 @@ class RemoteEmbeddings:
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self.model_name = model
         self._record_usage = record_usage
+
+    async def warm_up(self) -> None:
+        """Nothing to load; the endpoint is only called for real work."""
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         started = time.perf_counter()

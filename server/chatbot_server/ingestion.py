@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,8 +22,13 @@ import structlog
 
 from chatbot_server import document_store
 from chatbot_server.chunking import ChunkingPolicy
-from chatbot_server.document_preparation import PreparedDocument, prepare_document
+from chatbot_server.document_preparation import (
+    PreparedDocument,
+    bind_to_parent,
+    prepare_document,
+)
 from chatbot_server.embeddings import Embedder, EmbeddingError
+from chatbot_server.local_model import count_tokens
 from chatbot_server.pdf_extraction import UnreadableDocumentError
 from chatbot_server.text_search import text_search_config
 
@@ -55,6 +61,7 @@ class IngestionWorker:
 
     async def run(self) -> None:
         try:
+            await self._warm_up()
             while True:
                 if not await self.process_next():
                     self._wakeup.clear()
@@ -125,15 +132,28 @@ class IngestionWorker:
             ms=round((time.perf_counter() - started) * 1000),
         )
 
-    async def _prepare(self, content: bytes) -> PreparedDocument:
+    async def _warm_up(self) -> None:
+        """Starts the extraction process and loads the model before the first document."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._extraction_process(), count_tokens, "warm up")
+        await self._embedder.warm_up()
+
+    def _extraction_process(self) -> ProcessPoolExecutor:
         if self._executor is None:
             # spawn, not fork: the parent holds gRPC and database threads.
             self._executor = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=bind_to_parent,
+                initargs=(os.getpid(),),
             )
-        policy = self._settings.policy
+        return self._executor
+
+    async def _prepare(self, content: bytes) -> PreparedDocument:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, prepare_document, content, policy)
+        return await loop.run_in_executor(
+            self._extraction_process(), prepare_document, content, self._settings.policy
+        )
 
     async def _embed_and_store(self, job: document_store.Job, prepared: PreparedDocument) -> bool:
         texts = [chunk.text for chunk in prepared.chunks]

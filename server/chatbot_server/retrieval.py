@@ -139,6 +139,9 @@ async def find_candidates(
     async with pool.acquire() as conn, conn.transaction():
         # Keep scanning the HNSW graph until enough rows pass the filters (pgvector 0.8).
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        # A generic plan cannot know how many rows the words match and may scan every chunk;
+        # plan each query for its own words and filters.
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         rows = await conn.fetch(
             _CANDIDATES_SQL,
             query_vector, embedding_model, per_signal,

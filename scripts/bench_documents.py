@@ -1,0 +1,246 @@
+"""Document pipeline benchmark: extraction, embedding, end-to-end ingestion and Search.
+
+Everything runs in this process against the embedded PostgreSQL in a temporary folder, with
+the real gRPC server. Prints:
+  - extraction pages/s (service extractor vs PyMuPDF's bare get_text in the same run);
+    target >= 500 pages/s
+  - embedding chunks/s, and end-to-end ingestion time (upload to READY) as a ratio of the
+    time embedding the same chunks alone takes; target <= 1.2x
+  - Search p50/p95 through gRPC at 10k and 100k chunks, next to the query embedding and the
+    service's own SQL run bare; target p50 <= 1.5x (embedding + SQL)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import random
+import shutil
+import socket
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import numpy as np
+import pymupdf
+
+from chatbot_client import ChatbotClient
+from chatbot_server.app import ChatbotServer, open_resources
+from chatbot_server.chunking import ChunkingPolicy
+from chatbot_server.config import Settings
+from chatbot_server.database import EMBEDDED_DATABASE, EMBEDDED_OWNER_ROLE
+from chatbot_server.document_preparation import prepare_document
+from chatbot_server.embeddings import LocalEmbeddings
+from chatbot_server.logs import configure_logging
+from chatbot_server.pdf_extraction import extract_document
+from chatbot_server.retrieval import SearchFilter, find_candidates
+from chatbot_server.vector_codec import register_vector_codec
+
+# Words with the skewed frequencies of real text (Zipf): a few very common, most rare.
+TECHNICAL_WORDS = """
+    controller cable port network address gateway firmware fan status light power supply
+    module sensor voltage current signal channel button display menu setting value range
+    mount wall screw housing cooling air intake reset restart update install connect
+    configure measure calibrate monitor alarm error warning service maintenance clean
+    replace check test verify enable disable select adjust increase decrease temperature
+    pressure flow level speed output input relay switch panel terminal wire ground fuse
+"""
+VOCABULARY = TECHNICAL_WORDS.split() + [f"term{n:04d}" for n in range(4000)]
+ZIPF_CUMULATIVE = list(
+    itertools.accumulate(1 / (rank + 1) ** 1.07 for rank in range(len(VOCABULARY)))
+)
+QUERIES = 200
+
+
+def words(rng: random.Random, count: int) -> list[str]:
+    return rng.choices(VOCABULARY, cum_weights=ZIPF_CUMULATIVE, k=count)
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(words(rng, rng.randint(8, 20))).capitalize() + "."
+
+
+def make_pdf(pages: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    document = pymupdf.open()
+    for number in range(pages):
+        page = document.new_page()
+        page.insert_text((72, 72), f"Section {number + 1}", fontsize=16)
+        body = " ".join(sentence(rng) for _ in range(28))
+        page.insert_textbox(pymupdf.Rect(72, 100, 540, 760), body, fontsize=10)
+    return bytes(document.tobytes())
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def bench_extraction(data: bytes, pages: int) -> None:
+    started = time.perf_counter()
+    with pymupdf.open(stream=data, filetype="pdf") as document:
+        for page in document:
+            page.get_text()
+    bare = pages / (time.perf_counter() - started)
+    started = time.perf_counter()
+    extract_document(data)
+    ours = pages / (time.perf_counter() - started)
+    print(f"extraction: {ours:,.0f} pages/s (bare get_text {bare:,.0f} pages/s, "
+          f"ratio {ours / bare:.2f}); target >= 500 pages/s")  # fmt: skip
+
+
+async def bench_ingestion(client: ChatbotClient, data: bytes, embedder: LocalEmbeddings) -> None:
+    prepared = prepare_document(data, ChunkingPolicy(max_tokens=embedder.max_tokens))
+    texts = [chunk.text for chunk in prepared.chunks]
+    await embedder.embed(texts[:4])  # load the model outside the timing
+    started = time.perf_counter()
+    for start in range(0, len(texts), 16):
+        await embedder.embed(texts[start : start + 16])
+    embed_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    uploaded = await client.upload_document(data, title="Benchmark manual")
+    document = await client.wait_for_document(uploaded.document.document_id)
+    end_to_end = time.perf_counter() - started
+    assert document.chunk_count == len(texts), (document.chunk_count, len(texts))
+    print(f"embedding alone: {len(texts)} chunks in {embed_seconds:.2f} s "
+          f"({len(texts) / embed_seconds:.1f} chunks/s)")  # fmt: skip
+    print(f"end-to-end ingestion: {document.page_count} pages, {document.chunk_count} chunks "
+          f"in {end_to_end:.2f} s ({document.page_count / end_to_end:.1f} pages/s); ratio "
+          f"to embedding alone {end_to_end / embed_seconds:.2f}x; target <= 1.2x")  # fmt: skip
+
+
+async def load_chunks(owner_url: str, total: int, model: str, seed: int) -> None:
+    """Synthetic READY documents of 100 chunks each, COPY first, HNSW index rebuilt after."""
+    rng = random.Random(seed)
+    vectors = np.random.default_rng(seed).standard_normal((total, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    conn = await asyncpg.connect(owner_url)
+    await register_vector_codec(conn)
+    try:
+        await conn.execute("TRUNCATE documents CASCADE")
+        await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
+        documents = [uuid4() for _ in range(total // 100)]
+        await conn.copy_records_to_table(
+            "documents",
+            columns=["id", "title", "sha256", "size_bytes", "status", "embedding_model"],
+            records=[(d, f"Synthetic {i}", f"{i:064x}", 1, "READY", model)
+                     for i, d in enumerate(documents)],
+        )  # fmt: skip
+        started = time.perf_counter()
+        await conn.copy_records_to_table(
+            "chunks",
+            columns=["document_id", "ordinal", "page_number", "content", "embedding_model",
+                     "embedding"],
+            records=[(documents[i // 100], i % 100, 1 + i % 100,
+                      " ".join(sentence(rng) for _ in range(5)), model, vectors[i])
+                     for i in range(total)],
+        )  # fmt: skip
+        copied = time.perf_counter() - started
+        started = time.perf_counter()
+        # The default 64 MB makes the build spill to disk and take several times longer.
+        await conn.execute("SET maintenance_work_mem = '1GB'")
+        await conn.execute(
+            "CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw "
+            "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        await conn.execute("ANALYZE chunks; ANALYZE documents")
+        print(f"  loaded {total:,} chunks: COPY {copied:.1f} s, HNSW build "
+              f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def bench_search(
+    client: ChatbotClient, pool: asyncpg.Pool, embedder: LocalEmbeddings, total: int
+) -> None:
+    rng = random.Random(total)
+    queries = [" ".join(words(rng, rng.randint(2, 5))) for _ in range(QUERIES)]
+    for query in queries[:10]:
+        await client.search(query)
+
+    search_ms, embed_ms, sql_ms = [], [], []
+    for query in queries:
+        started = time.perf_counter()
+        await client.search(query)
+        search_ms.append((time.perf_counter() - started) * 1000)
+    for query in queries:
+        started = time.perf_counter()
+        (vector,) = await embedder.embed([query])
+        embed_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        await find_candidates(pool, query, vector, embedder.model_name, SearchFilter(), 40, "en")
+        sql_ms.append((time.perf_counter() - started) * 1000)
+
+    async with pool.acquire() as conn:
+        plan = "\n".join(
+            row[0]
+            for row in await conn.fetch(
+                "EXPLAIN SELECT id FROM chunks ORDER BY embedding <=> $1 LIMIT 40", vector
+            )
+        )
+    uses_index = "chunks_embedding_hnsw_idx" in plan
+    base = statistics.median(embed_ms) + statistics.median(sql_ms)
+    print(
+        f"  Search via gRPC   p50 {statistics.median(search_ms):6.2f} ms  "
+        f"p95 {percentile(search_ms, 0.95):6.2f} ms"
+    )
+    print(
+        f"  query embedding   p50 {statistics.median(embed_ms):6.2f} ms  "
+        f"p95 {percentile(embed_ms, 0.95):6.2f} ms"
+    )
+    print(
+        f"  service SQL bare  p50 {statistics.median(sql_ms):6.2f} ms  "
+        f"p95 {percentile(sql_ms, 0.95):6.2f} ms  (HNSW index used: {uses_index})"
+    )
+    print(f"  ratio Search p50 / (embedding + SQL) p50: "
+          f"{statistics.median(search_ms) / base:.2f}x; target <= 1.5x")  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def main() -> None:
+    configure_logging("WARNING", "json", io.StringIO())
+    data_dir = Path(tempfile.mkdtemp(prefix="chatbot-bench-"))
+    settings = replace(
+        Settings(),
+        grpc_address="127.0.0.1:0",
+        embedded_postgres_dir=data_dir,
+        embedded_postgres_port=free_port(),
+        ingestion_poll_seconds=0.1,
+    )
+    resources = await open_resources(settings)
+    server = ChatbotServer(settings, resources)
+    port = await server.start()
+    embedder = LocalEmbeddings(settings.embedding_threads)
+    try:
+        extraction_pdf = make_pdf(300, seed=1)
+        bench_extraction(extraction_pdf, 300)
+        async with ChatbotClient(f"127.0.0.1:{port}", timeout=600) as client:
+            await bench_ingestion(client, make_pdf(60, seed=2), embedder)
+            assert resources.embedded is not None
+            credentials = resources.embedded.cluster.credentials
+            owner_url = resources.embedded.cluster.url(
+                EMBEDDED_OWNER_ROLE, credentials.owner, EMBEDDED_DATABASE
+            )
+            for total in (10_000, 100_000):
+                print(f"Search at {total:,} chunks ({QUERIES} queries, top 10):")
+                await load_chunks(owner_url, total, embedder.model_name, seed=total)
+                await bench_search(client, resources.pool, embedder, total)
+    finally:
+        await server.stop(1)
+        await resources.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
