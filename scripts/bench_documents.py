@@ -16,21 +16,16 @@ import asyncio
 import io
 import itertools
 import random
-import shutil
-import socket
 import statistics
-import tempfile
 import time
-from dataclasses import replace
-from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
 import numpy as np
 import pymupdf
+from bench_server import embedded_server
 
 from chatbot_client import ChatbotClient
-from chatbot_server.app import ChatbotServer, open_resources
 from chatbot_server.chunking import ChunkingPolicy
 from chatbot_server.config import Settings
 from chatbot_server.database import EMBEDDED_DATABASE, EMBEDDED_OWNER_ROLE
@@ -202,44 +197,23 @@ async def bench_search(
           f"{statistics.median(search_ms) / base:.2f}x; target <= 1.5x")  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def main() -> None:
     configure_logging("WARNING", "json", io.StringIO())
-    data_dir = Path(tempfile.mkdtemp(prefix="chatbot-bench-"))
-    settings = replace(
-        Settings(),
-        grpc_address="127.0.0.1:0",
-        embedded_postgres_dir=data_dir,
-        embedded_postgres_port=free_port(),
-        ingestion_poll_seconds=0.1,
-    )
-    resources = await open_resources(settings)
-    server = ChatbotServer(settings, resources)
-    port = await server.start()
-    embedder = LocalEmbeddings(settings.embedding_threads)
-    try:
-        extraction_pdf = make_pdf(300, seed=1)
-        bench_extraction(extraction_pdf, 300)
-        async with ChatbotClient(f"127.0.0.1:{port}", timeout=600) as client:
+    embedder = LocalEmbeddings(Settings().embedding_threads)
+    async with embedded_server(ingestion_poll_seconds=0.1) as server:
+        bench_extraction(make_pdf(300, seed=1), 300)
+        resources = server.resources
+        assert resources.embedded is not None
+        credentials = resources.embedded.cluster.credentials
+        owner_url = resources.embedded.cluster.url(
+            EMBEDDED_OWNER_ROLE, credentials.owner, EMBEDDED_DATABASE
+        )
+        async with ChatbotClient(f"127.0.0.1:{server.port}", timeout=600) as client:
             await bench_ingestion(client, make_pdf(60, seed=2), embedder)
-            assert resources.embedded is not None
-            credentials = resources.embedded.cluster.credentials
-            owner_url = resources.embedded.cluster.url(
-                EMBEDDED_OWNER_ROLE, credentials.owner, EMBEDDED_DATABASE
-            )
             for total in (10_000, 100_000):
                 print(f"Search at {total:,} chunks ({QUERIES} queries, top 10):")
                 await load_chunks(owner_url, total, embedder.model_name, seed=total)
                 await bench_search(client, resources.pool, embedder, total)
-    finally:
-        await server.stop(1)
-        await resources.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
-import socket
 import statistics
-import tempfile
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import grpc
+from bench_server import embedded_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from chatbot_server.app import ChatbotServer, open_resources
-from chatbot_server.config import Settings
 from chatbot_server.logs import configure_logging
 
 SEQUENTIAL_CALLS = 2_000
@@ -63,36 +57,18 @@ async def bare_server() -> tuple[grpc.aio.Server, str]:
     return server, f"127.0.0.1:{port}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def main() -> None:
     # The access log is part of what is measured; it goes to memory, not the terminal.
     configure_logging("INFO", "json", io.StringIO())
-    data_dir = Path(tempfile.mkdtemp(prefix="chatbot-bench-"))
-    settings = replace(
-        Settings(),
-        grpc_address="127.0.0.1:0",
-        embedded_postgres_dir=data_dir,
-        embedded_postgres_port=free_port(),
-    )
-    resources = await open_resources(settings)
-    chatbot = ChatbotServer(settings, resources)
-    port = await chatbot.start()
     bare, bare_address = await bare_server()
     try:
-        rows = {
-            "bare grpc.aio": await measure(bare_address),
-            "chatbot server": await measure(f"127.0.0.1:{port}"),
-        }
+        async with embedded_server() as chatbot:
+            rows = {
+                "bare grpc.aio": await measure(bare_address),
+                "chatbot server": await measure(f"127.0.0.1:{chatbot.port}"),
+            }
     finally:
         await bare.stop(None)
-        await chatbot.stop(1)
-        await resources.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
     print(
         f"grpc.health.v1 Check, {SEQUENTIAL_CALLS} sequential calls and "

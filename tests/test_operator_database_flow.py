@@ -13,16 +13,21 @@ from tests.databases import MigratedDatabase, free_port, with_login
 from tests.processes import ServerProcess, run_command
 
 
-async def test_bootstrap_migrate_serve(database: MigratedDatabase) -> None:
-    name = "chatbot_operator_flow"
-    owner_url = with_login(database.superuser_url, f"{name}_owner", secrets.token_hex(8), name)
-    app_url = with_login(database.superuser_url, f"{name}_app", secrets.token_hex(8), name)
-    env = {
-        "SUPERUSER_DATABASE_URL": database.superuser_url,
-        "MIGRATION_DATABASE_URL": owner_url,
-        "DATABASE_URL": app_url,
+def operator_env(superuser_url: str, name: str) -> dict[str, str]:
+    """The three URLs an operator sets for a database `name` and its two new roles."""
+    return {
+        "SUPERUSER_DATABASE_URL": superuser_url,
+        "MIGRATION_DATABASE_URL": with_login(
+            superuser_url, f"{name}_owner", secrets.token_hex(8), name
+        ),
+        "DATABASE_URL": with_login(superuser_url, f"{name}_app", secrets.token_hex(8), name),
         "DATABASE_APP_ROLE": f"{name}_app",
     }
+
+
+async def test_bootstrap_migrate_serve(database: MigratedDatabase) -> None:
+    env = operator_env(database.superuser_url, "chatbot_operator_flow")
+    app_url = env["DATABASE_URL"]
 
     code, stderr, events = await run_command("bootstrap", env)
     assert code == 0, stderr
@@ -57,13 +62,8 @@ async def test_bootstrap_migrate_serve(database: MigratedDatabase) -> None:
 
 
 async def test_server_refuses_a_database_that_was_not_migrated(database: MigratedDatabase) -> None:
-    name = "chatbot_unmigrated"
-    owner_url = with_login(database.superuser_url, f"{name}_owner", secrets.token_hex(8), name)
-    app_url = with_login(database.superuser_url, f"{name}_app", secrets.token_hex(8), name)
     env = {
-        "SUPERUSER_DATABASE_URL": database.superuser_url,
-        "MIGRATION_DATABASE_URL": owner_url,
-        "DATABASE_URL": app_url,
+        **operator_env(database.superuser_url, "chatbot_unmigrated"),
         "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     code, stderr, _ = await run_command("bootstrap", env)
