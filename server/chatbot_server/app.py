@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from chatbot_server.access_log import AccessLogInterceptor
+from chatbot_server.answering import Answerer, AnswerSettings
 from chatbot_server.chunking import ChunkingPolicy
 from chatbot_server.config import Settings
 from chatbot_server.cost_log import record_embedding_usage
@@ -28,6 +29,7 @@ from chatbot_server.embeddings import (
 )
 from chatbot_server.health import Dependency, DependencyMonitor, HealthService
 from chatbot_server.ingestion import IngestionSettings, IngestionWorker
+from chatbot_server.llm import LlmClient, LlmTimeouts
 from chatbot_server.reflection import DocumentedReflectionServicer, reflected_service_names
 from chatbot_server.services import SERVICE_NAMES, ServiceDependencies, add_services
 
@@ -117,6 +119,39 @@ def ingestion_worker(settings: Settings, resources: Resources) -> IngestionWorke
     )
 
 
+def answerer(settings: Settings, resources: Resources) -> Answerer:
+    """Answers through OpenRouter when a key is set, else offline from the retrieved text."""
+    llm = None
+    if settings.openrouter_api_key is not None:
+        llm = LlmClient(
+            resources.http,
+            settings.openrouter_base_url,
+            settings.openrouter_api_key,
+            LlmTimeouts(
+                connect=settings.llm_connect_timeout_seconds,
+                first_token=settings.llm_first_token_timeout_seconds,
+                total=settings.llm_total_timeout_seconds,
+            ),
+            max_retries=settings.llm_max_retries,
+        )
+    else:
+        log.warning("llm.offline", detail="OPENROUTER_API_KEY is unset; answers quote documents")
+    return Answerer(
+        resources.pool,
+        resources.embedder,
+        llm,
+        AnswerSettings(
+            model=settings.default_llm_model,
+            multilingual_model=settings.multilingual_llm_model,
+            temperature=settings.llm_temperature,
+            top_k=settings.search_top_k,
+            similarity_threshold=settings.similarity_threshold,
+            history_token_budget=settings.history_token_budget,
+            heartbeat_seconds=settings.heartbeat_seconds,
+        ),
+    )
+
+
 class ChatbotServer:
     """The grpc.aio server with the chatbot services, health, reflection and ingestion."""
 
@@ -139,6 +174,7 @@ class ChatbotServer:
                 settings=settings,
                 document_queued=self._wake_workers,
                 shutting_down=self.shutting_down,
+                answerer=answerer(settings, resources),
             ),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

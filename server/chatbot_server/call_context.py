@@ -18,6 +18,8 @@ class CallContext:
     request_id: str
     method: str
     peer: str
+    # Who is calling; API-key identities replace this once keys are enforced.
+    identity: str = "anonymous"
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
 
 

@@ -49,6 +49,18 @@ class Settings:
     search_top_k: int = 10
     similarity_threshold: float = 0.3
     watch_poll_seconds: float = 0.25
+    # Unset: answers are offline, quoting the retrieved passages.
+    openrouter_api_key: str | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    default_llm_model: str = "openai/gpt-4o-mini"
+    multilingual_llm_model: str = "mistralai/mistral-7b-instruct"
+    llm_temperature: float = 0.2
+    llm_connect_timeout_seconds: float = 5.0
+    llm_first_token_timeout_seconds: float = 30.0
+    llm_total_timeout_seconds: float = 120.0
+    llm_max_retries: int = 2
+    heartbeat_seconds: float = 10.0
+    history_token_budget: int = 1500
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -110,6 +122,27 @@ class Settings:
             ),
             watch_poll_seconds=reader.number(
                 "WATCH_POLL_SECONDS", defaults.watch_poll_seconds, 0.05
+            ),
+            openrouter_api_key=reader.optional_text("OPENROUTER_API_KEY"),
+            openrouter_base_url=reader.text("OPENROUTER_BASE_URL", defaults.openrouter_base_url),
+            default_llm_model=reader.text("DEFAULT_LLM_MODEL", defaults.default_llm_model),
+            multilingual_llm_model=reader.text(
+                "MULTILINGUAL_LLM_MODEL", defaults.multilingual_llm_model
+            ),
+            llm_temperature=reader.number("LLM_TEMPERATURE", defaults.llm_temperature, 0.0),
+            llm_connect_timeout_seconds=reader.number(
+                "LLM_CONNECT_TIMEOUT_SECONDS", defaults.llm_connect_timeout_seconds, 0.1
+            ),
+            llm_first_token_timeout_seconds=reader.number(
+                "LLM_FIRST_TOKEN_TIMEOUT_SECONDS", defaults.llm_first_token_timeout_seconds, 0.1
+            ),
+            llm_total_timeout_seconds=reader.number(
+                "LLM_TOTAL_TIMEOUT_SECONDS", defaults.llm_total_timeout_seconds, 0.1
+            ),
+            llm_max_retries=reader.integer("LLM_MAX_RETRIES", defaults.llm_max_retries, 0, 10),
+            heartbeat_seconds=reader.number("HEARTBEAT_SECONDS", defaults.heartbeat_seconds, 0.05),
+            history_token_budget=reader.integer(
+                "HISTORY_TOKEN_BUDGET", defaults.history_token_budget, 0
             ),
         )
         if settings.db_pool_min_size > settings.db_pool_max_size:

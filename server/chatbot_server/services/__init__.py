@@ -17,6 +17,7 @@ from chatbot.v1 import (
     document_service_pb2,
     document_service_pb2_grpc,
 )
+from chatbot_server.answering import Answerer
 from chatbot_server.config import Settings
 from chatbot_server.embeddings import Embedder
 from chatbot_server.services.admin import AdminServicer
@@ -40,13 +41,14 @@ class ServiceDependencies:
     document_queued: Callable[[], None]
     # Set when the server begins to shut down; long-lived streams end on it.
     shutting_down: asyncio.Event
+    answerer: Answerer
 
 
 def add_services(server: grpc.aio.Server, dependencies: ServiceDependencies) -> None:
     """Registers the three `chatbot.v1` services."""
     # mypy sees the generated bases' abstract methods; UnimplementedFallback fills the
     # ones a servicer does not define when its class is created.
-    chat = ChatServicer()  # type: ignore[abstract]
+    chat = ChatServicer(dependencies.pool, dependencies.answerer)
     admin = AdminServicer()  # type: ignore[abstract]
     documents = DocumentServicer(
         dependencies.pool,

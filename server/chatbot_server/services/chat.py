@@ -1,12 +1,206 @@
-"""ChatService: its RPCs answer UNIMPLEMENTED until they are built."""
+"""ChatService: streamed answers, conversations and feedback."""
 
 from __future__ import annotations
 
-from chatbot.v1 import chat_service_pb2, chat_service_pb2_grpc
-from chatbot_server.services.unimplemented import UnimplementedFallback
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import asyncpg
+import grpc
+
+from chatbot.v1 import chat_service_pb2 as pb
+from chatbot.v1 import chat_service_pb2_grpc, common_pb2
+from chatbot_server import chat_store, pagination
+from chatbot_server.answering import Answerer, Question
+from chatbot_server.call_context import CallContext, current_call
+from chatbot_server.chat_store import ConversationRecord, MessageRecord
+from chatbot_server.conversions import timestamp
+from chatbot_server.errors import ServiceError, bad_request
+from chatbot_server.services.documents import search_filter
+from chatbot_server.validation import bounded_int, bounded_text, language_code, parse_uuid
+
+_ROLES = {"user": pb.MESSAGE_ROLE_USER, "assistant": pb.MESSAGE_ROLE_ASSISTANT}
+_STATUSES = {
+    "complete": pb.MESSAGE_STATUS_COMPLETE,
+    "failed": pb.MESSAGE_STATUS_FAILED,
+    "cancelled": pb.MESSAGE_STATUS_CANCELLED,
+}
+_RATINGS = {pb.FEEDBACK_RATING_POSITIVE: "positive", pb.FEEDBACK_RATING_NEGATIVE: "negative"}
+TITLE_CHARS = 80
 
 
-class ChatServicer(UnimplementedFallback, chat_service_pb2_grpc.ChatServiceServicer):
+class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
     """The `chatbot.v1.ChatService` servicer."""
 
-    SERVICE = chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"]
+    def __init__(self, pool: asyncpg.Pool, answerer: Answerer) -> None:
+        self._pool = pool
+        self._answerer = answerer
+
+    async def StreamAnswer(
+        self, request: pb.StreamAnswerRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamAnswerResponse]:
+        call = _call()
+        text = bounded_text("question", request.question, 4000, required=True)
+        session_id = bounded_text("session_id", request.session_id, 200)
+        where = search_filter(request.filter)
+        top_k = bounded_int("top_k", request.top_k, 0, 50)
+        language = language_code("language", request.language)
+        if request.conversation_id:
+            conversation = await self._owned(request.conversation_id, session_id, call)
+            await chat_store.set_title_if_empty(self._pool, conversation.id, _title(text))
+        else:
+            conversation = await chat_store.create_conversation(
+                self._pool, call.identity, session_id, _title(text)
+            )
+        remaining = context.time_remaining()
+        question = Question(
+            text=text,
+            conversation_id=conversation.id,
+            identity=call.identity,
+            request_id=call.request_id,
+            method=call.method,
+            language=language,
+            where=where,
+            top_k=top_k,
+            include_retrieval=request.include_retrieval,
+            deadline_seconds=remaining if remaining is not None else None,
+        )
+        async for event in self._answerer.answer(question):
+            yield event
+
+    async def CreateConversation(
+        self, request: pb.CreateConversationRequest, context: object
+    ) -> pb.CreateConversationResponse:
+        call = _call()
+        conversation = await chat_store.create_conversation(
+            self._pool,
+            call.identity,
+            bounded_text("session_id", request.session_id, 200),
+            bounded_text("title", request.title, 200),
+        )
+        return pb.CreateConversationResponse(conversation=_conversation(conversation))
+
+    async def GetConversation(
+        self, request: pb.GetConversationRequest, context: object
+    ) -> pb.GetConversationResponse:
+        conversation = await self._owned(request.conversation_id, request.session_id, _call())
+        messages = await chat_store.list_messages(self._pool, conversation.id)
+        return pb.GetConversationResponse(
+            conversation=_conversation(conversation), messages=[_message(m) for m in messages]
+        )
+
+    async def ListConversations(
+        self, request: pb.ListConversationsRequest, context: object
+    ) -> pb.ListConversationsResponse:
+        call = _call()
+        session_id = bounded_text("session_id", request.session_id, 200) or None
+        scope = f"conversations:{call.identity}:{session_id}"
+        limit = pagination.page_size(request.page_size)
+        after = pagination.decode_token(request.page_token, scope)
+        records = await chat_store.list_conversations(
+            self._pool, call.identity, session_id, limit + 1, after
+        )
+        token = ""
+        if len(records) > limit:
+            last = records[limit - 1]
+            token = pagination.encode_token(last.created_at, last.id, scope)
+        return pb.ListConversationsResponse(
+            conversations=[_conversation(r) for r in records[:limit]], next_page_token=token
+        )
+
+    async def DeleteConversation(
+        self, request: pb.DeleteConversationRequest, context: object
+    ) -> pb.DeleteConversationResponse:
+        conversation = await self._owned(request.conversation_id, request.session_id, _call())
+        await chat_store.delete_conversation(self._pool, conversation.id)
+        return pb.DeleteConversationResponse()
+
+    async def SubmitFeedback(
+        self, request: pb.SubmitFeedbackRequest, context: object
+    ) -> pb.SubmitFeedbackResponse:
+        call = _call()
+        message_id = parse_uuid("message_id", request.message_id)
+        rating = _RATINGS.get(request.rating)
+        if rating is None:
+            raise bad_request(
+                "rating", "must be FEEDBACK_RATING_POSITIVE or FEEDBACK_RATING_NEGATIVE"
+            )
+        comment = bounded_text("comment", request.comment, 2000)
+        message = await chat_store.get_message(self._pool, message_id)
+        if message is None:
+            raise ServiceError(
+                grpc.StatusCode.NOT_FOUND, f"no message {message_id}", reason="MESSAGE_NOT_FOUND"
+            )
+        await self._owned(str(message.conversation_id), request.session_id, call)
+        if message.role != "assistant":
+            raise ServiceError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "feedback is for answers; this message is a question",
+                reason="NOT_AN_ANSWER",
+            )
+        record = await chat_store.upsert_feedback(
+            self._pool, message_id, call.identity, rating, comment
+        )
+        return pb.SubmitFeedbackResponse(
+            feedback=pb.Feedback(
+                feedback_id=str(record.id),
+                message_id=str(record.message_id),
+                rating=request.rating,
+                comment=record.comment,
+                create_time=timestamp(record.created_at),
+                update_time=timestamp(record.updated_at),
+            )
+        )
+
+    async def _owned(self, raw_id: str, session_id: str, call: CallContext) -> ConversationRecord:
+        conversation_id: UUID = parse_uuid("conversation_id", raw_id)
+        conversation = await chat_store.get_conversation(self._pool, conversation_id)
+        if conversation is None:
+            raise ServiceError(
+                grpc.StatusCode.NOT_FOUND,
+                f"no conversation {conversation_id}",
+                reason="CONVERSATION_NOT_FOUND",
+            )
+        if conversation.owner != call.identity or (
+            conversation.session_id and conversation.session_id != session_id
+        ):
+            raise ServiceError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "this conversation belongs to another caller or session",
+                reason="CONVERSATION_NOT_OWNED",
+            )
+        return conversation
+
+
+def _call() -> CallContext:
+    call = current_call()
+    assert call is not None, "the access-log interceptor sets the call context"
+    return call
+
+
+def _title(question: str) -> str:
+    return question if len(question) <= TITLE_CHARS else question[: TITLE_CHARS - 1] + "…"
+
+
+def _conversation(record: ConversationRecord) -> pb.Conversation:
+    return pb.Conversation(
+        conversation_id=str(record.id),
+        title=record.title,
+        session_id=record.session_id,
+        message_count=record.message_count,
+        create_time=timestamp(record.created_at),
+        update_time=timestamp(record.updated_at),
+    )
+
+
+def _message(record: MessageRecord) -> pb.Message:
+    return pb.Message(
+        message_id=str(record.id),
+        conversation_id=str(record.conversation_id),
+        role=_ROLES[record.role],
+        content=record.content,
+        citations=[common_pb2.Citation(**citation) for citation in record.citations],
+        status=_STATUSES[record.status],
+        model=record.model,
+        create_time=timestamp(record.created_at),
+    )

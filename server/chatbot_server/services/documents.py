@@ -6,30 +6,25 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatbot.v1 import common_pb2, document_service_pb2, document_service_pb2_grpc
 from chatbot_server import document_store, pagination
 from chatbot_server.config import Settings
+from chatbot_server.conversions import retrieved_chunk, timestamp
 from chatbot_server.document_store import DocumentFilter, DocumentRecord, NewDocument
 from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError, bad_request
 from chatbot_server.pdf_extraction import PDF_MAGIC
-from chatbot_server.retrieval import FULL_TEXT, VECTOR, Hit, SearchFilter, retrieve
+from chatbot_server.retrieval import SearchFilter, retrieve
 from chatbot_server.validation import bounded_int, bounded_text, language_code, parse_uuid
 
 pb = document_service_pb2
 _STATUS_NAMES = ("PENDING", "PROCESSING", "READY", "FAILED")
 _FINAL = ("READY", "FAILED")
-_SIGNALS = {
-    VECTOR: common_pb2.RETRIEVAL_SIGNAL_VECTOR,
-    FULL_TEXT: common_pb2.RETRIEVAL_SIGNAL_FULL_TEXT,
-}
 # Where PDF readers look for the header (some files carry junk before it).
 _HEADER_WINDOW = 1024
 
@@ -280,14 +275,6 @@ def _status_name(status: int) -> str:
     return _STATUS_NAMES[status - 1]
 
 
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
 def document_proto(record: DocumentRecord) -> pb.Document:
     return pb.Document(
         document_id=str(record.id),
@@ -304,9 +291,9 @@ def document_proto(record: DocumentRecord) -> pb.Document:
         page_count=record.page_count,
         chunk_count=record.chunk_count,
         embedding_model=record.embedding_model,
-        create_time=_timestamp(record.created_at),
-        update_time=_timestamp(record.updated_at),
-        process_time=_timestamp(record.processed_at),
+        create_time=timestamp(record.created_at),
+        update_time=timestamp(record.updated_at),
+        process_time=timestamp(record.processed_at),
     )
 
 
@@ -321,20 +308,4 @@ def search_filter(message: common_pb2.RetrievalFilter) -> SearchFilter:
         language=language_code("filter.language", message.language) or None,
         document_type=message.document_type or None,
         tags=list(message.tags) or None,
-    )
-
-
-def retrieved_chunk(hit: Hit) -> common_pb2.RetrievedChunk:
-    found = hit.candidate
-    return common_pb2.RetrievedChunk(
-        chunk_id=str(found.chunk_id),
-        document_id=str(found.document_id),
-        document_title=found.document_title,
-        page_number=found.page_number,
-        section_title=found.section_title,
-        text=found.text,
-        ordinal=found.ordinal,
-        relevance_score=hit.relevance,
-        vector_similarity=found.similarity,
-        signals=[_SIGNALS[signal] for signal in hit.signals],
     )

@@ -1,0 +1,385 @@
+"""Answering a question: retrieve, prompt, stream the model's words, cite, log.
+
+The events it yields are the StreamAnswer contract. Whatever happens (completion, a model
+failure, the caller cancelling), the answer message and its answer-log row are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import grpc
+import structlog
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2, status_pb2
+
+from chatbot.v1 import chat_service_pb2 as pb
+from chatbot.v1 import common_pb2
+from chatbot_server import chat_store
+from chatbot_server.citations import CitationRenumberer
+from chatbot_server.conversions import retrieved_chunk
+from chatbot_server.embeddings import Embedder, EmbeddingError
+from chatbot_server.errors import ServiceError
+from chatbot_server.llm import Finished, LlmClient, LlmError, ReportedUsage, TextDelta
+from chatbot_server.pricing import cost_micro_usd
+from chatbot_server.prompting import build_messages, looks_english
+from chatbot_server.retrieval import Hit, SearchFilter, retrieve
+
+log = structlog.get_logger(__name__)
+
+CITATION_TEXT_LIMIT = 500
+HISTORY_MESSAGES = 10
+OFFLINE_QUOTE_CHARS = 400
+_FINISH = {
+    "stop": pb.FINISH_REASON_STOP,
+    "length": pb.FINISH_REASON_LENGTH,
+    "cancelled": pb.FINISH_REASON_CANCELLED,
+    "error": pb.FINISH_REASON_ERROR,
+    "content_filter": pb.FINISH_REASON_CONTENT_FILTER,
+}
+_LLM_ERRORS = {
+    "rate_limited": (grpc.StatusCode.RESOURCE_EXHAUSTED, "LLM_RATE_LIMITED"),
+    "unavailable": (grpc.StatusCode.UNAVAILABLE, "LLM_UNAVAILABLE"),
+    "bad_response": (grpc.StatusCode.UNAVAILABLE, "LLM_UNAVAILABLE"),
+    "timeout": (grpc.StatusCode.DEADLINE_EXCEEDED, "LLM_TIMEOUT"),
+}
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    model: str
+    multilingual_model: str
+    temperature: float
+    top_k: int
+    similarity_threshold: float
+    history_token_budget: int
+    heartbeat_seconds: float
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    conversation_id: UUID
+    identity: str
+    request_id: str
+    method: str
+    language: str
+    where: SearchFilter
+    top_k: int
+    include_retrieval: bool
+    deadline_seconds: float | None
+
+
+@dataclass
+class _Outcome:
+    """What is written once the answer ends, however it ends."""
+
+    text: list[str] = field(default_factory=list)
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str = "cancelled"
+    error: ServiceError | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    provider_cost_usd: float | None = None
+    hits: list[Hit] = field(default_factory=list)
+    retrieval_ms: int = 0
+    first_token_ms: int = 0
+
+
+class Answerer:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder,
+        llm: LlmClient | None,
+        settings: AnswerSettings,
+    ) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self._llm = llm
+        self._settings = settings
+
+    async def answer(self, question: Question) -> AsyncIterator[pb.StreamAnswerResponse]:
+        started = time.perf_counter()
+        history = await self._history(question.conversation_id)
+        asked = await chat_store.insert_message(
+            self._pool, question.conversation_id, "user", question.text,
+            request_id=question.request_id,
+        )  # fmt: skip
+        message_id = uuid.uuid4()
+        model = "" if self._llm is None else self._model_for(question)
+        outcome = _Outcome()
+        try:
+            yield pb.StreamAnswerResponse(
+                started=pb.AnswerStarted(
+                    conversation_id=str(question.conversation_id),
+                    user_message_id=str(asked.id),
+                    assistant_message_id=str(message_id),
+                    request_id=question.request_id,
+                    model=model,
+                    offline=self._llm is None,
+                )
+            )
+            outcome.hits = await self._retrieve(question, outcome, started)
+            if question.include_retrieval:
+                yield pb.StreamAnswerResponse(
+                    retrieval=pb.RetrievalResults(chunks=[retrieved_chunk(h) for h in outcome.hits])
+                )
+            warnings = []
+            if not outcome.hits:
+                warnings.append("no document matched the question")
+            if self._llm is None:
+                warnings.append("offline: no language model is configured; the answer quotes "
+                                "the retrieved passages")  # fmt: skip
+            events = (
+                self._offline(outcome)
+                if self._llm is None or not outcome.hits
+                else self._generate(question, model, history, outcome)
+            )
+            async for event in self._with_heartbeats(events, started):
+                if outcome.first_token_ms == 0 and event.WhichOneof("event") == "delta":
+                    outcome.first_token_ms = _ms(started)
+                yield event
+            yield pb.StreamAnswerResponse(
+                citations=pb.AnswerCitations(
+                    citations=[common_pb2.Citation(**c) for c in outcome.citations]
+                )
+            )
+            yield pb.StreamAnswerResponse(usage=self._usage(model, outcome, started))
+            yield pb.StreamAnswerResponse(
+                done=pb.AnswerDone(finish_reason=_FINISH[outcome.finish_reason], warnings=warnings)
+            )
+        except ServiceError as error:
+            outcome.finish_reason, outcome.error = "error", error
+            yield pb.StreamAnswerResponse(
+                done=pb.AnswerDone(
+                    finish_reason=pb.FINISH_REASON_ERROR,
+                    error=status_pb2.Status(code=error.code.value[0], message=error.message),
+                )
+            )
+            raise
+        finally:
+            await asyncio.shield(self._record(question, model, message_id, outcome, started))
+
+    def _model_for(self, question: Question) -> str:
+        english = (
+            question.language.split("-")[0] == "en"
+            if question.language
+            else looks_english(question.text)
+        )
+        return self._settings.model if english else self._settings.multilingual_model
+
+    async def _history(self, conversation_id: UUID) -> list[tuple[str, str]]:
+        messages = await chat_store.list_messages(self._pool, conversation_id)
+        return [(m.role, m.content) for m in messages[-HISTORY_MESSAGES:] if m.content]
+
+    async def _retrieve(self, question: Question, outcome: _Outcome, started: float) -> list[Hit]:
+        try:
+            hits = await retrieve(
+                self._pool, self._embedder, question.text, question.where,
+                question.top_k or self._settings.top_k, self._settings.similarity_threshold,
+            )  # fmt: skip
+        except EmbeddingError as error:
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the question could not be embedded: {error}",
+                reason="EMBEDDINGS_UNAVAILABLE",
+            ) from error
+        outcome.retrieval_ms = _ms(started)
+        return hits
+
+    async def _offline(self, outcome: _Outcome) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
+        """An extractive answer: the best passages quoted, each cited."""
+        if not outcome.hits:
+            text = "I could not find anything about this in the documents."
+        else:
+            quotes = [
+                f"{_quote(hit.candidate.text)} [{number}]"
+                for number, hit in enumerate(outcome.hits[:3], start=1)
+            ]
+            text = "From the documents:\n\n" + "\n\n".join(quotes)
+            outcome.citations = [_citation(n, h) for n, h in enumerate(outcome.hits[:3], 1)]
+        outcome.text.append(text)
+        outcome.finish_reason = "stop"
+        yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=text))
+
+    async def _generate(
+        self, question: Question, model: str, history: list[tuple[str, str]], outcome: _Outcome
+    ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
+        assert self._llm is not None
+        messages = build_messages(
+            question.text, outcome.hits, history, self._settings.history_token_budget
+        )
+        renumberer = CitationRenumberer(len(outcome.hits))
+        try:
+            async for event in self._llm.stream(
+                model, messages, temperature=self._settings.temperature,
+                deadline_seconds=question.deadline_seconds,
+            ):  # fmt: skip
+                if isinstance(event, TextDelta):
+                    text = renumberer.feed(event.text)
+                elif isinstance(event, ReportedUsage):
+                    outcome.prompt_tokens = event.prompt_tokens
+                    outcome.completion_tokens = event.completion_tokens
+                    outcome.provider_cost_usd = event.cost_usd
+                    continue
+                elif isinstance(event, Finished):
+                    outcome.finish_reason = event.reason if event.reason in _FINISH else "stop"
+                    continue
+                if text:
+                    outcome.text.append(text)
+                    yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=text))
+        except LlmError as error:
+            code, reason = _LLM_ERRORS[error.kind]
+            details = []
+            if error.retry_after is not None:
+                details.append(
+                    error_details_pb2.RetryInfo(
+                        retry_delay=Duration(seconds=int(error.retry_after) + 1)
+                    )
+                )
+            raise ServiceError(code, str(error), reason=reason, details=details) from error
+        finally:
+            rest = renumberer.flush()
+            outcome.citations = [
+                _citation(number, outcome.hits[source - 1])
+                for number, source in enumerate(renumberer.cited_sources, start=1)
+            ]
+        if rest:
+            outcome.text.append(rest)
+            yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=rest))
+        if outcome.finish_reason == "cancelled":
+            outcome.finish_reason = "stop"
+
+    async def _with_heartbeats(
+        self, events: AsyncGenerator[pb.StreamAnswerResponse, None], started: float
+    ) -> AsyncIterator[pb.StreamAnswerResponse]:
+        """Passes events on, adding a heartbeat whenever the source is quiet for a while."""
+        pending: asyncio.Future[pb.StreamAnswerResponse] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({pending}, timeout=self._settings.heartbeat_seconds)
+                if not done:
+                    yield pb.StreamAnswerResponse(heartbeat=pb.Heartbeat(elapsed_ms=_ms(started)))
+                    continue
+                try:
+                    event = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield event
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending
+            await events.aclose()
+
+    def _usage(self, model: str, outcome: _Outcome, started: float) -> pb.AnswerUsage:
+        micro, source = self._cost(model, outcome)
+        return pb.AnswerUsage(
+            model=model,
+            usage=common_pb2.Usage(
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
+                cost_usd=micro / 1_000_000,
+                cost_source=source,
+            ),
+            retrieval_ms=outcome.retrieval_ms,
+            first_token_ms=outcome.first_token_ms,
+            total_ms=_ms(started),
+        )
+
+    def _cost(self, model: str, outcome: _Outcome) -> tuple[int, common_pb2.CostSource.ValueType]:
+        if not model:
+            return 0, common_pb2.COST_SOURCE_FREE
+        if outcome.provider_cost_usd is not None:
+            return round(outcome.provider_cost_usd * 1_000_000), common_pb2.COST_SOURCE_PROVIDER
+        micro = cost_micro_usd(model, outcome.prompt_tokens, outcome.completion_tokens)
+        return micro or 0, common_pb2.COST_SOURCE_PRICING_TABLE
+
+    async def _record(
+        self, question: Question, model: str, message_id: UUID, outcome: _Outcome, started: float
+    ) -> None:
+        status = {"error": "failed", "cancelled": "cancelled"}.get(
+            outcome.finish_reason, "complete"
+        )
+        micro, source = self._cost(model, outcome)
+        try:
+            await chat_store.insert_message(
+                self._pool, question.conversation_id, "assistant", "".join(outcome.text),
+                message_id=message_id, citations=outcome.citations, status=status,
+                model=model, request_id=question.request_id,
+            )  # fmt: skip
+            await chat_store.insert_answer_log(
+                self._pool,
+                chat_store.AnswerLogEntry(
+                    request_id=question.request_id,
+                    method=question.method,
+                    identity=question.identity,
+                    conversation_id=question.conversation_id,
+                    message_id=message_id,
+                    question=question.text,
+                    llm_model=model,
+                    embedding_model=self._embedder.model_name,
+                    prompt_tokens=outcome.prompt_tokens,
+                    completion_tokens=outcome.completion_tokens,
+                    cost_micro_usd=micro,
+                    cost_source=common_pb2.CostSource.Name(source)
+                    .removeprefix("COST_SOURCE_")
+                    .lower(),
+                    total_ms=_ms(started),
+                    retrieval_ms=outcome.retrieval_ms,
+                    generation_ms=max(0, _ms(started) - outcome.retrieval_ms),
+                    first_token_ms=outcome.first_token_ms,
+                    chunks_retrieved=len(outcome.hits),
+                    citation_count=len(outcome.citations),
+                    top_similarity=max((h.candidate.similarity for h in outcome.hits), default=0.0),
+                    finish_reason=outcome.finish_reason,
+                    error_type=outcome.error.reason if outcome.error else "",
+                    error_message=outcome.error.message if outcome.error else "",
+                ),
+            )
+        except (OSError, asyncpg.PostgresError) as error:
+            log.error("answer.not_recorded", error=str(error))
+        log.info(
+            "answer.finished",
+            finish_reason=outcome.finish_reason,
+            model=model,
+            chunks=len(outcome.hits),
+            citations=len(outcome.citations),
+            ms=_ms(started),
+        )
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _quote(text: str) -> str:
+    return text if len(text) <= OFFLINE_QUOTE_CHARS else text[: OFFLINE_QUOTE_CHARS - 1] + "…"
+
+
+def _citation(number: int, hit: Hit) -> dict[str, Any]:
+    found = hit.candidate
+    return {
+        "number": number,
+        "document_id": str(found.document_id),
+        "document_title": found.document_title,
+        "chunk_id": str(found.chunk_id),
+        "page_number": found.page_number,
+        "section_title": found.section_title,
+        "chunk_text": found.text[:CITATION_TEXT_LIMIT],
+        "relevance_score": hit.relevance,
+    }

@@ -1,0 +1,218 @@
+"""Conversations, messages, feedback and answer logs in PostgreSQL: the named queries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+CONVERSATION_COLUMNS = """
+    c.id, c.owner, c.session_id, c.title, c.created_at, c.updated_at,
+    (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
+"""
+MESSAGE_COLUMNS = "id, conversation_id, role, content, citations, status, model, created_at"
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    id: UUID
+    owner: str
+    session_id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: UUID
+    conversation_id: UUID
+    role: str
+    content: str
+    citations: list[dict[str, Any]]
+    status: str
+    model: str
+    created_at: datetime
+
+
+def _message(row: asyncpg.Record) -> MessageRecord:
+    values = dict(row)
+    values["citations"] = json.loads(values["citations"])
+    return MessageRecord(**values)
+
+
+async def create_conversation(
+    pool: asyncpg.Pool, owner: str, session_id: str, title: str
+) -> ConversationRecord:
+    row = await pool.fetchrow(
+        f"""
+        WITH c AS (
+            INSERT INTO conversations (owner, session_id, title) VALUES ($1, $2, $3)
+            RETURNING *
+        )
+        SELECT {CONVERSATION_COLUMNS} FROM c
+        """,
+        owner,
+        session_id,
+        title,
+    )
+    return ConversationRecord(**dict(row))
+
+
+async def get_conversation(pool: asyncpg.Pool, conversation_id: UUID) -> ConversationRecord | None:
+    row = await pool.fetchrow(
+        f"SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = $1", conversation_id
+    )
+    return ConversationRecord(**dict(row)) if row is not None else None
+
+
+async def list_conversations(
+    pool: asyncpg.Pool,
+    owner: str,
+    session_id: str | None,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+) -> list[ConversationRecord]:
+    rows = await pool.fetch(
+        f"""
+        SELECT {CONVERSATION_COLUMNS} FROM conversations c
+        WHERE c.owner = $1 AND ($2::text IS NULL OR c.session_id = $2)
+          AND ($3::timestamptz IS NULL OR (c.created_at, c.id) < ($3, $4::uuid))
+        ORDER BY c.created_at DESC, c.id DESC
+        LIMIT $5
+        """,
+        owner, session_id, *(after or (None, None)), limit,
+    )  # fmt: skip
+    return [ConversationRecord(**dict(row)) for row in rows]
+
+
+async def delete_conversation(pool: asyncpg.Pool, conversation_id: UUID) -> None:
+    await pool.execute("DELETE FROM conversations WHERE id = $1", conversation_id)
+
+
+async def set_title_if_empty(pool: asyncpg.Pool, conversation_id: UUID, title: str) -> None:
+    await pool.execute(
+        "UPDATE conversations SET title = $2 WHERE id = $1 AND title = ''", conversation_id, title
+    )
+
+
+async def insert_message(
+    pool: asyncpg.Pool,
+    conversation_id: UUID,
+    role: str,
+    content: str,
+    *,
+    message_id: UUID | None = None,
+    citations: list[dict[str, Any]] | None = None,
+    status: str = "complete",
+    model: str = "",
+    request_id: str = "",
+) -> MessageRecord:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO messages (id, conversation_id, role, content, citations, status, model,
+                                  request_id)
+            VALUES (coalesce($1, gen_random_uuid()), $2, $3, $4, $5::jsonb, $6, $7, $8)
+            RETURNING {MESSAGE_COLUMNS}
+            """,
+            message_id, conversation_id, role, content, json.dumps(citations or []),
+            status, model, request_id,
+        )  # fmt: skip
+        await conn.execute(
+            "UPDATE conversations SET updated_at = now() WHERE id = $1", conversation_id
+        )
+    return _message(row)
+
+
+async def list_messages(pool: asyncpg.Pool, conversation_id: UUID) -> list[MessageRecord]:
+    rows = await pool.fetch(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 "
+        "ORDER BY created_at, id",
+        conversation_id,
+    )
+    return [_message(row) for row in rows]
+
+
+async def get_message(pool: asyncpg.Pool, message_id: UUID) -> MessageRecord | None:
+    row = await pool.fetchrow(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1", message_id)
+    return _message(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    id: UUID
+    message_id: UUID
+    rating: str
+    comment: str
+    created_at: datetime
+    updated_at: datetime
+
+
+async def upsert_feedback(
+    pool: asyncpg.Pool, message_id: UUID, owner: str, rating: str, comment: str
+) -> FeedbackRecord:
+    row = await pool.fetchrow(
+        """
+        INSERT INTO feedback (message_id, owner, rating, comment) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (message_id, owner)
+        DO UPDATE SET rating = excluded.rating, comment = excluded.comment, updated_at = now()
+        RETURNING id, message_id, rating, comment, created_at, updated_at
+        """,
+        message_id, owner, rating, comment,
+    )  # fmt: skip
+    return FeedbackRecord(**dict(row))
+
+
+@dataclass(frozen=True)
+class AnswerLogEntry:
+    """One model call made for a question, as `answer_logs` records it."""
+
+    request_id: str
+    method: str
+    identity: str
+    conversation_id: UUID
+    message_id: UUID | None
+    question: str
+    llm_model: str
+    embedding_model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int
+    cost_source: str
+    total_ms: int
+    retrieval_ms: int
+    generation_ms: int
+    first_token_ms: int
+    chunks_retrieved: int
+    citation_count: int
+    top_similarity: float
+    finish_reason: str
+    error_type: str
+    error_message: str
+
+
+async def insert_answer_log(pool: asyncpg.Pool, entry: AnswerLogEntry) -> None:
+    await pool.execute(
+        """
+        INSERT INTO answer_logs (
+            request_id, method, identity, conversation_id, message_id, question, llm_model,
+            embedding_model, prompt_tokens, completion_tokens, total_tokens, cost_micro_usd,
+            cost_source, total_ms, retrieval_ms, generation_ms, first_token_ms,
+            chunks_retrieved, citation_count, top_similarity, finish_reason, error_type,
+            error_message)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9 + $10, $11, $12, $13, $14, $15,
+                $16, $17, $18, $19, $20, $21, $22)
+        """,
+        entry.request_id, entry.method, entry.identity, entry.conversation_id,
+        entry.message_id, entry.question, entry.llm_model, entry.embedding_model,
+        entry.prompt_tokens, entry.completion_tokens, entry.cost_micro_usd, entry.cost_source,
+        entry.total_ms, entry.retrieval_ms, entry.generation_ms, entry.first_token_ms,
+        entry.chunks_retrieved, entry.citation_count, entry.top_similarity,
+        entry.finish_reason, entry.error_type, entry.error_message,
+    )  # fmt: skip

@@ -1,0 +1,39 @@
+"""Domain records to protobuf messages, where more than one servicer needs them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from chatbot.v1 import common_pb2
+from chatbot_server.retrieval import FULL_TEXT, VECTOR, Hit
+
+_SIGNALS = {
+    VECTOR: common_pb2.RETRIEVAL_SIGNAL_VECTOR,
+    FULL_TEXT: common_pb2.RETRIEVAL_SIGNAL_FULL_TEXT,
+}
+
+
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def retrieved_chunk(hit: Hit) -> common_pb2.RetrievedChunk:
+    found = hit.candidate
+    return common_pb2.RetrievedChunk(
+        chunk_id=str(found.chunk_id),
+        document_id=str(found.document_id),
+        document_title=found.document_title,
+        page_number=found.page_number,
+        section_title=found.section_title,
+        text=found.text,
+        ordinal=found.ordinal,
+        relevance_score=hit.relevance,
+        vector_similarity=found.similarity,
+        signals=[_SIGNALS[signal] for signal in hit.signals],
+    )

@@ -1,0 +1,62 @@
+"""The messages sent to the language model: instructions, numbered sources, recent history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chatbot_server.retrieval import Hit
+
+SYSTEM_PROMPT = (
+    "You answer questions about the user's documents. Use only the numbered sources below. "
+    "After every statement, cite its source number in square brackets, like [1] or [2][3]. "
+    "If the sources do not contain the answer, say that the documents do not cover it. "
+    "Answer in the language of the question."
+)
+# Rough and cheap: about four characters per token of prose.
+CHARS_PER_TOKEN = 4
+_COMMON_ENGLISH = frozenset(
+    {"the", "a", "an", "is", "are", "how", "what", "why", "when", "where", "which", "who",
+     "do", "does", "can", "i", "to", "of", "in", "on", "for", "my", "it"}
+)  # fmt: skip
+
+
+def format_source(number: int, hit: Hit) -> str:
+    found = hit.candidate
+    where = f"{found.document_title}, page {found.page_number}"
+    if found.section_title:
+        where += f", section “{found.section_title}”"
+    return f"[{number}] {where}:\n{found.text}"
+
+
+def build_messages(
+    question: str,
+    sources: Sequence[Hit],
+    history: Sequence[tuple[str, str]],
+    history_token_budget: int,
+    system_prompt: str = SYSTEM_PROMPT,
+) -> list[dict[str, str]]:
+    """System instructions with the sources, then as much recent history as fits the budget
+    (newest kept first), then the question."""
+    numbered = "\n\n".join(format_source(n, hit) for n, hit in enumerate(sources, start=1))
+    messages = [{"role": "system", "content": f"{system_prompt}\n\nSources:\n\n{numbered}"}]
+    kept: list[dict[str, str]] = []
+    budget = history_token_budget * CHARS_PER_TOKEN
+    for role, content in reversed(history):
+        budget -= len(content)
+        if budget < 0:
+            break
+        kept.append({"role": role, "content": content})
+    messages.extend(reversed(kept))
+    messages.append({"role": "user", "content": question})
+    return messages
+
+
+def looks_english(text: str) -> bool:
+    """A cheap guess for choosing the multilingual model: mostly ASCII letters and at least
+    one very common English word."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return True
+    ascii_share = sum(c.isascii() for c in letters) / len(letters)
+    words = {w.strip(".,?!;:'\"()").lower() for w in text.split()}
+    return ascii_share > 0.9 and bool(words & _COMMON_ENGLISH)
