@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,16 +35,31 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
+@dataclass
+class Reply:
+    """A scripted streamed answer: text pieces sent one by one as SSE chunks."""
+
+    pieces: list[str]
+    first_byte_delay: float = 0.0
+    piece_delay: float = 0.0
+    # Close the connection after this many pieces, mid-body, without finishing the stream.
+    cut_after: int | None = None
+    # Send a chunk that is not JSON after this many pieces.
+    malformed_after: int | None = None
+    prompt_tokens: int = 120
+    completion_tokens: int = 30
 
 
 class FakeOpenAI:
-    """Serves POST /v1/embeddings; records every request; fails on demand."""
+    """Serves POST /v1/embeddings and streaming POST /v1/chat/completions; records every
+    request; fails on demand; notices clients that hang up mid-stream."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.failures: list[Failure] = []
+        self.replies: list[Reply] = []
         self.report_cost: float | None = None
+        self.disconnects = 0
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -74,12 +88,46 @@ class FakeOpenAI:
                     await _respond(writer, failure.status, failure.body, failure.headers)
                 elif request.path == "/v1/embeddings":
                     await _respond(writer, 200, json.dumps(self._embeddings(request.json())))
+                elif request.path == "/v1/chat/completions":
+                    reply = self.replies.pop(0) if self.replies else Reply(["Answer [1]."])
+                    await self._stream(writer, reply)
+                    return
                 else:
                     await _respond(writer, 404, '{"error": {"message": "no such path"}}')
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
             writer.close()
+
+    async def _stream(self, writer: asyncio.StreamWriter, reply: Reply) -> None:
+        await asyncio.sleep(reply.first_byte_delay)
+        head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                "transfer-encoding: chunked\r\n\r\n")  # fmt: skip
+        writer.write(head.encode())
+        try:
+            await _chunk(writer, ": OPENROUTER PROCESSING\n\n")
+            for index, piece in enumerate(reply.pieces):
+                if index == reply.cut_after:
+                    return
+                if index == reply.malformed_after:
+                    await _chunk(writer, "data: {not json\n\n")
+                await asyncio.sleep(reply.piece_delay)
+                delta = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+                await _chunk(writer, f"data: {json.dumps(delta)}\n\n")
+            usage: dict[str, object] = {
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+            }
+            if self.report_cost is not None:
+                usage["cost"] = self.report_cost
+            finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            await _chunk(writer, f"data: {json.dumps(finish)}\n\n")
+            await _chunk(writer, f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n")
+            await _chunk(writer, "data: [DONE]\n\n")
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        except ConnectionError:
+            self.disconnects += 1
 
     def _embeddings(self, payload: dict[str, object]) -> dict[str, object]:
         texts = payload["input"]
@@ -122,6 +170,14 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
             headers[name.strip().lower()] = value.strip()
     body = await reader.readexactly(int(headers.get("content-length", "0")))
     return Request(method, path, headers, body)
+
+
+async def _chunk(writer: asyncio.StreamWriter, text: str) -> None:
+    data = text.encode()
+    writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    await writer.drain()
+    if writer.transport.is_closing():
+        raise ConnectionResetError("client went away")
 
 
 async def _respond(

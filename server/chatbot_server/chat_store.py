@@ -206,7 +206,8 @@ async def insert_answer_log(pool: asyncpg.Pool, entry: AnswerLogEntry) -> None:
             cost_source, total_ms, retrieval_ms, generation_ms, first_token_ms,
             chunks_retrieved, citation_count, top_similarity, finish_reason, error_type,
             error_message)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9 + $10, $11, $12, $13, $14, $15,
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9::integer + $10::integer, $11, $12, $13,
+                $14, $15,
                 $16, $17, $18, $19, $20, $21, $22)
         """,
         entry.request_id, entry.method, entry.identity, entry.conversation_id,

@@ -141,6 +141,7 @@ class LlmClient:
                             return
                         for event in _events(sse.data):
                             yield event
+                raise LlmError("unavailable", "the model's stream ended before it was complete")
         except httpx.TimeoutException as error:
             raise LlmError("timeout", f"the model timed out ({type(error).__name__})") from None
         except (httpx.TransportError, httpx.RemoteProtocolError) as error:

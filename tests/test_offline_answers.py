@@ -1,0 +1,49 @@
+"""With no API key the server still answers, from the retrieved text, and says so."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chatbot.v1 import chat_service_pb2 as pb
+from chatbot_client import ChatbotClient
+from tests.databases import MigratedDatabase
+from tests.documents_support import manual_pdf, truncate_documents
+from tests.servers import RunningServer
+
+
+async def test_offline_answer_quotes_the_best_passages_with_citations(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    await truncate_documents(database.owner_url)
+    async with ChatbotClient(server.address) as client:
+        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
+        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+        events = [
+            e
+            async for e in client.chat.StreamAnswer(
+                pb.StreamAnswerRequest(question="What does a blinking red status LED mean?")
+            )
+        ]
+    started, done = events[0].started, events[-1].done
+    assert started.offline and started.model == ""
+    text = "".join(e.delta.text for e in events if e.WhichOneof("event") == "delta")
+    assert "blinks red" in text
+    citations = next(e for e in events if e.WhichOneof("event") == "citations").citations.citations
+    assert citations[0].page_number == 3
+    assert f"[{len(citations)}]" in text
+    assert any("offline" in warning for warning in done.warnings)
+    usage = next(e for e in events if e.WhichOneof("event") == "usage").usage
+    assert usage.usage.cost_usd == 0
+
+
+async def test_offline_answer_says_when_nothing_matches(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    await truncate_documents(database.owner_url)
+    async with ChatbotClient(server.address) as client:
+        events = [
+            e async for e in client.chat.StreamAnswer(pb.StreamAnswerRequest(question="Anything?"))
+        ]
+    text = "".join(e.delta.text for e in events if e.WhichOneof("event") == "delta")
+    assert text == "I could not find anything about this in the documents."
+    assert "no document matched the question" in events[-1].done.warnings
