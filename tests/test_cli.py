@@ -6,6 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase
 from tests.documents_support import manual_pdf, truncate_documents
 from tests.pdfs import text_pdf
@@ -77,3 +78,39 @@ async def test_batch_upload_reports_documents_that_fail(
     code, out, _ = await chatbot(server, "documents", "upload", str(tmp_path), "--process")
     assert code == 1
     assert "failed: " in out and "broken.pdf" in out and "not a readable PDF" in out
+
+
+async def test_ask_streams_the_answer_with_footnotes_and_conversations_list_it(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    await truncate_documents(database.owner_url)
+    async with ChatbotClient(server.address) as client:
+        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
+        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+
+    code, out, err = await chatbot(
+        server, "ask", "What does a blinking red status LED mean?", "--session", "cli"
+    )
+    assert code == 0, err
+    assert "blinks red" in out
+    assert "[1] XPD-42 Manual, p. 3 · Troubleshooting" in out
+    assert "offline" in err
+
+    code, out, _ = await chatbot(server, "conversations", "list", "--session", "cli")
+    assert code == 0
+    (line,) = out.splitlines()
+    conversation_id, _, rest = line.partition("  ")
+    assert "2 messages" in rest and "blinking red" in rest
+
+    code, out, _ = await chatbot(
+        server, "conversations", "show", conversation_id, "--session", "cli"
+    )
+    assert "you: What does a blinking red status LED mean?" in out
+    assert "  [1] XPD-42 Manual, p. 3" in out
+
+    code, out, _ = await chatbot(
+        server, "conversations", "delete", conversation_id, "--session", "cli"
+    )
+    assert code == 0
+    code, out, _ = await chatbot(server, "conversations", "list", "--session", "cli")
+    assert out == ""

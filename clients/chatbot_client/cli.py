@@ -12,6 +12,8 @@ from typing import TextIO
 
 import grpc
 
+from chatbot.v1 import chat_service_pb2 as chat_pb
+from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client.sync_client import SyncChatbotClient
 
@@ -45,6 +47,27 @@ def _parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="print the server's (or a service's) status")
     health.add_argument("service", nargs="?", default="", help="e.g. chatbot.v1.ChatService")
     health.set_defaults(handler=_health)
+
+    ask = commands.add_parser("ask", help="ask a question; the answer streams to the terminal")
+    ask.add_argument("question")
+    ask.add_argument("--conversation", default="", help="continue this conversation (id)")
+    ask.add_argument("--session", default="", help="session id the conversation belongs to")
+    ask.add_argument("--language", default="", help="BCP-47 code of the question")
+    ask.set_defaults(handler=_ask)
+
+    conversations = commands.add_parser("conversations", help="list, show or delete")
+    conversation_actions = conversations.add_subparsers(dest="action", required=True)
+    listed = conversation_actions.add_parser("list", help="your conversations, newest first")
+    listed.add_argument("--session", default="")
+    listed.set_defaults(handler=_conversations)
+    for name, handler, text in (
+        ("show", _conversation, "one conversation with its messages"),
+        ("delete", _delete_conversation, "delete a conversation and its messages"),
+    ):
+        action = conversation_actions.add_parser(name, help=text)
+        action.add_argument("conversation_id")
+        action.add_argument("--session", default="")
+        action.set_defaults(handler=handler)
 
     search = commands.add_parser("search", help="retrieve the chunks most relevant to a query")
     search.add_argument("query")
@@ -96,6 +119,64 @@ def _search(client: SyncChatbotClient, args: argparse.Namespace) -> int:
         print(f"{rank:>2}. {hit.relevance_score:.2f}  {hit.document_title}, p. {hit.page_number}"
               f"{section}\n    {_shorten(hit.text, 200)}")  # fmt: skip
     print(f"({len(response.results)} results in {response.took_ms} ms)")
+    return 0
+
+
+def _ask(client: SyncChatbotClient, args: argparse.Namespace) -> int:
+    citations: list[common_pb2.Citation] = []
+    for event in client.ask(
+        args.question,
+        conversation_id=args.conversation,
+        session_id=args.session,
+        language=args.language,
+    ):
+        kind = event.WhichOneof("event")
+        if kind == "started" and event.started.offline:
+            print("(offline: no language model; quoting the documents)", file=sys.stderr)
+        elif kind == "delta":
+            print(event.delta.text, end="", flush=True)
+        elif kind == "citations":
+            citations = list(event.citations.citations)
+        elif kind == "usage":
+            usage = event.usage
+            model, cost = usage.model or "offline", usage.usage.cost_usd
+            summary = f"{usage.usage.total_tokens} tokens, ${cost:.6f}, {usage.total_ms} ms"
+            print(f"\n({model}, {summary})", file=sys.stderr)
+        elif kind == "done":
+            for warning in event.done.warnings:
+                print(f"note: {warning}", file=sys.stderr)
+    print()
+    for citation in citations:
+        print(f"[{citation.number}] {_where(citation)}")
+    return 0
+
+
+def _where(citation: common_pb2.Citation) -> str:
+    section = f" · {citation.section_title}" if citation.section_title else ""
+    return f"{citation.document_title}, p. {citation.page_number}{section}"
+
+
+def _conversations(client: SyncChatbotClient, args: argparse.Namespace) -> int:
+    for conversation in client.list_conversations(args.session):
+        print(f"{conversation.conversation_id}  {conversation.message_count:>3} messages  "
+              f"{conversation.title}")  # fmt: skip
+    return 0
+
+
+def _conversation(client: SyncChatbotClient, args: argparse.Namespace) -> int:
+    found = client.get_conversation(args.conversation_id, args.session)
+    print(f"# {found.conversation.title}")
+    for message in found.messages:
+        who = "you" if message.role == chat_pb.MESSAGE_ROLE_USER else "assistant"
+        print(f"\n{who}: {message.content}")
+        for citation in message.citations:
+            print(f"  [{citation.number}] {_where(citation)}")
+    return 0
+
+
+def _delete_conversation(client: SyncChatbotClient, args: argparse.Namespace) -> int:
+    client.delete_conversation(args.conversation_id, args.session)
+    print(f"deleted {args.conversation_id}")
     return 0
 
 

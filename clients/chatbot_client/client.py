@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chatbot.v1 import (
     admin_service_pb2_grpc,
+    chat_service_pb2,
     chat_service_pb2_grpc,
     common_pb2,
     document_service_pb2,
@@ -19,6 +20,7 @@ from chatbot.v1 import (
 )
 
 pb = document_service_pb2
+chat_pb = chat_service_pb2
 UPLOAD_PIECE_BYTES = 256 * 1024
 _FINAL = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
 
@@ -172,6 +174,66 @@ class ChatbotClient:
             timeout=self.timeout,
         )
         return response
+
+    async def ask(
+        self,
+        question: str,
+        *,
+        conversation_id: str = "",
+        session_id: str = "",
+        language: str = "",
+        top_k: int = 0,
+        deadline_seconds: float | None = None,
+    ) -> AsyncIterator[chat_pb.StreamAnswerResponse]:
+        """The answer's events as they arrive: started, deltas, citations, usage, done.
+        Without a deadline the answer may take as long as the server allows."""
+        call = self.chat.StreamAnswer(
+            chat_pb.StreamAnswerRequest(
+                question=question,
+                conversation_id=conversation_id,
+                session_id=session_id,
+                language=language,
+                top_k=top_k,
+            ),
+            timeout=deadline_seconds,
+        )
+        async for event in call:
+            yield event
+
+    async def list_conversations(
+        self, session_id: str = "", page_size: int = 100
+    ) -> AsyncIterator[chat_pb.Conversation]:
+        """The caller's conversations, newest first, fetching pages as needed."""
+        token = ""
+        while True:
+            response = await self.chat.ListConversations(
+                chat_pb.ListConversationsRequest(
+                    session_id=session_id, page_size=page_size, page_token=token
+                ),
+                timeout=self.timeout,
+            )
+            for conversation in response.conversations:
+                yield conversation
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def get_conversation(
+        self, conversation_id: str, session_id: str = ""
+    ) -> chat_pb.GetConversationResponse:
+        response: chat_pb.GetConversationResponse = await self.chat.GetConversation(
+            chat_pb.GetConversationRequest(conversation_id=conversation_id, session_id=session_id),
+            timeout=self.timeout,
+        )
+        return response
+
+    async def delete_conversation(self, conversation_id: str, session_id: str = "") -> None:
+        await self.chat.DeleteConversation(
+            chat_pb.DeleteConversationRequest(
+                conversation_id=conversation_id, session_id=session_id
+            ),
+            timeout=self.timeout,
+        )
 
     async def close(self) -> None:
         await self._channel.close()

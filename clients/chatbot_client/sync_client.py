@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client.client import ChatbotClient
 
@@ -99,6 +100,21 @@ class SyncChatbotClient:
     def search(self, query: str, **options: Any) -> pb.SearchResponse:
         """See `ChatbotClient.search` for the options."""
         return self._run(self._client.search(query, **options))
+
+    def ask(self, question: str, **options: Any) -> Iterator[chat_pb.StreamAnswerResponse]:
+        """See `ChatbotClient.ask` for the options."""
+        return self._iterate(self._client.ask(question, **options))
+
+    def list_conversations(self, session_id: str = "") -> Iterator[chat_pb.Conversation]:
+        return self._iterate(self._client.list_conversations(session_id))
+
+    def get_conversation(
+        self, conversation_id: str, session_id: str = ""
+    ) -> chat_pb.GetConversationResponse:
+        return self._run(self._client.get_conversation(conversation_id, session_id))
+
+    def delete_conversation(self, conversation_id: str, session_id: str = "") -> None:
+        self._run(self._client.delete_conversation(conversation_id, session_id))
 
     def close(self) -> None:
         self._run(self._client.close())
