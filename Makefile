@@ -35,6 +35,7 @@ lint: install
 bench: install
 	$(BIN)/python scripts/bench_grpc_overhead.py
 	$(BIN)/python scripts/bench_documents.py
+	$(BIN)/python scripts/bench_chat.py
 
 ## Regenerate gen/python from proto/ (Python code, .pyi stubs, documented descriptor set).
 generate: install

@@ -16,9 +16,9 @@ import pytest_asyncio
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot_client import ChatbotClient
+from chatbot_server.fake_openai import Failure, FakeOpenAI, Reply
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf
-from tests.fake_openai import Failure, FakeOpenAI, Reply
 from tests.servers import RunningServer, server_settings, start_server
 
 QUESTION = "Which port takes the DMX cable, and what does a blinking red LED mean?"

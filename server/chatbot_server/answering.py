@@ -67,7 +67,10 @@ class AnswerSettings:
 @dataclass(frozen=True)
 class Question:
     text: str
-    conversation_id: UUID
+    # The conversation to continue; None starts one with `session_id` and `title`.
+    conversation_id: UUID | None
+    session_id: str
+    title: str
     identity: str
     request_id: str
     method: str
@@ -109,18 +112,31 @@ class Answerer:
 
     async def answer(self, question: Question) -> AsyncIterator[pb.StreamAnswerResponse]:
         started = time.perf_counter()
-        history = await self._history(question.conversation_id)
-        asked = await chat_store.insert_message(
-            self._pool, question.conversation_id, "user", question.text,
-            request_id=question.request_id,
-        )  # fmt: skip
+        outcome = _Outcome()
+        # Retrieval does not depend on the bookkeeping below: start it first.
+        retrieval = asyncio.ensure_future(self._retrieve(question, outcome, started))
         message_id = uuid.uuid4()
         model = "" if self._llm is None else self._model_for(question)
-        outcome = _Outcome()
+        try:
+            if question.conversation_id is None:
+                created = await chat_store.create_conversation(
+                    self._pool, question.identity, question.session_id, question.title
+                )
+                conversation_id, history = created.id, []
+            else:
+                conversation_id = question.conversation_id
+                history = await self._history(conversation_id)
+            asked = await chat_store.insert_message(
+                self._pool, conversation_id, "user", question.text,
+                request_id=question.request_id,
+            )  # fmt: skip
+        except BaseException:
+            retrieval.cancel()
+            raise
         try:
             yield pb.StreamAnswerResponse(
                 started=pb.AnswerStarted(
-                    conversation_id=str(question.conversation_id),
+                    conversation_id=str(conversation_id),
                     user_message_id=str(asked.id),
                     assistant_message_id=str(message_id),
                     request_id=question.request_id,
@@ -128,7 +144,7 @@ class Answerer:
                     offline=self._llm is None,
                 )
             )
-            outcome.hits = await self._retrieve(question, outcome, started)
+            outcome.hits = await retrieval
             if question.include_retrieval:
                 yield pb.StreamAnswerResponse(
                     retrieval=pb.RetrievalResults(chunks=[retrieved_chunk(h) for h in outcome.hits])
@@ -167,7 +183,9 @@ class Answerer:
             )
             raise
         finally:
-            await asyncio.shield(self._record(question, model, message_id, outcome, started))
+            await asyncio.shield(
+                self._record(question, conversation_id, model, message_id, outcome, started)
+            )
 
     def _model_for(self, question: Question) -> str:
         english = (
@@ -310,7 +328,13 @@ class Answerer:
         return micro or 0, common_pb2.COST_SOURCE_PRICING_TABLE
 
     async def _record(
-        self, question: Question, model: str, message_id: UUID, outcome: _Outcome, started: float
+        self,
+        question: Question,
+        conversation_id: UUID,
+        model: str,
+        message_id: UUID,
+        outcome: _Outcome,
+        started: float,
     ) -> None:
         status = {"error": "failed", "cancelled": "cancelled"}.get(
             outcome.finish_reason, "complete"
@@ -318,7 +342,7 @@ class Answerer:
         micro, source = self._cost(model, outcome)
         try:
             await chat_store.insert_message(
-                self._pool, question.conversation_id, "assistant", "".join(outcome.text),
+                self._pool, conversation_id, "assistant", "".join(outcome.text),
                 message_id=message_id, citations=outcome.citations, status=status,
                 model=model, request_id=question.request_id,
             )  # fmt: skip
@@ -328,7 +352,7 @@ class Answerer:
                     request_id=question.request_id,
                     method=question.method,
                     identity=question.identity,
-                    conversation_id=question.conversation_id,
+                    conversation_id=conversation_id,
                     message_id=message_id,
                     question=question.text,
                     llm_model=model,

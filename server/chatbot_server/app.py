@@ -75,7 +75,11 @@ async def open_resources(settings: Settings) -> Resources:
         redis_client = redis.Redis.from_url(settings.redis_url)
     else:
         log.warning("redis.not_configured", detail="REDIS_URL is unset")
-    http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+    # httpx's default of 100 connections would queue the 101st concurrent answer.
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
+    )
     return Resources(
         pool=pool,
         redis=redis_client,

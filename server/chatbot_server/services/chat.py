@@ -45,17 +45,17 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
         where = search_filter(request.filter)
         top_k = bounded_int("top_k", request.top_k, 0, 50)
         language = language_code("language", request.language)
+        conversation_id = None
         if request.conversation_id:
             conversation = await self._owned(request.conversation_id, session_id, call)
             await chat_store.set_title_if_empty(self._pool, conversation.id, _title(text))
-        else:
-            conversation = await chat_store.create_conversation(
-                self._pool, call.identity, session_id, _title(text)
-            )
+            conversation_id = conversation.id
         remaining = context.time_remaining()
         question = Question(
             text=text,
-            conversation_id=conversation.id,
+            conversation_id=conversation_id,
+            session_id=session_id,
+            title=_title(text),
             identity=call.identity,
             request_id=call.request_id,
             method=call.method,

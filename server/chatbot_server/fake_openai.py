@@ -1,7 +1,9 @@
-"""An OpenAI-compatible HTTP server on loopback, with scripted replies and failures.
+"""A fake OpenAI-compatible model server on loopback, with scripted replies and failures.
 
-Real sockets and real HTTP/1.1, so the service's httpx client is exercised as in production;
-nothing in the service is patched.
+For tests, benchmarks and offline demos: real sockets, real HTTP/1.1 with chunked SSE, so
+the service's httpx clients run exactly as against OpenRouter; nothing is patched. Run it
+alone with `python -m chatbot_server.fake_openai [PORT]` and point OPENROUTER_BASE_URL at
+the address it prints.
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -189,3 +191,16 @@ async def _respond(
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
     await writer.drain()
+
+
+async def _serve_forever(port: int) -> None:
+    fake = FakeOpenAI()
+    await fake.start(port)
+    print(f"fake OpenAI-compatible server on {fake.base_url}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(_serve_forever(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
