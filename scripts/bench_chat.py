@@ -103,30 +103,30 @@ async def main() -> None:
         "ingestion_poll_seconds": 0.1,
         "db_pool_max_size": 20,
     }
-    async with embedded_server(**server_settings) as server:
-        async with ChatbotClient(f"127.0.0.1:{server.port}", timeout=600) as client:  # noqa: SIM117
-            uploaded = await client.upload_document(manual(), title="Controller manual")
-            await client.wait_for_document(uploaded.document.document_id)
-            resources = server.resources
+    async with (
+        embedded_server(**server_settings) as server,
+        ChatbotClient(f"127.0.0.1:{server.port}", timeout=600) as client,
+    ):
+        uploaded = await client.upload_document(manual(), title="Controller manual")
+        await client.wait_for_document(uploaded.document.document_id)
+        resources = server.resources
 
-            first_bytes, retrievals, ttfts = [], [], []
-            for _ in range(SEQUENTIAL):
-                fake.replies = [Reply(PIECES)]
-                first_bytes.append(await model_first_byte(fake))
-                started = time.perf_counter()
-                await retrieve(
-                    resources.pool, resources.embedder, QUESTION, SearchFilter(), 10, 0.3
-                )
-                retrievals.append((time.perf_counter() - started) * 1000)
-                fake.replies = [Reply(PIECES)]
-                ttfts.append((await answer_ttft(client))[0])
-            base = statistics.median(first_bytes) + statistics.median(retrievals)
-            print(f"TTFT through the server p50 {statistics.median(ttfts):.1f} ms; model first "
+        first_bytes, retrievals, ttfts = [], [], []
+        for _ in range(SEQUENTIAL):
+            fake.replies = [Reply(PIECES)]
+            first_bytes.append(await model_first_byte(fake))
+            started = time.perf_counter()
+            await retrieve(resources.pool, resources.embedder, QUESTION, SearchFilter(), 10, 0.3)
+            retrievals.append((time.perf_counter() - started) * 1000)
+            fake.replies = [Reply(PIECES)]
+            ttfts.append((await answer_ttft(client))[0])
+        base = statistics.median(first_bytes) + statistics.median(retrievals)
+        print(f"TTFT through the server p50 {statistics.median(ttfts):.1f} ms; model first "
                   f"byte p50 {statistics.median(first_bytes):.1f} ms + retrieval p50 "
                   f"{statistics.median(retrievals):.1f} ms = {base:.1f} ms; ratio "
                   f"{statistics.median(ttfts) / base:.2f}x; target <= 1.2x")  # fmt: skip
-            for streams in (200, 500):
-                await concurrent(client, fake, streams)
+        for streams in (200, 500):
+            await concurrent(client, fake, streams)
     await fake.stop()
 
 
