@@ -246,7 +246,8 @@ async def test_cancelling_mid_stream_stops_the_model_and_logs_partial_usage(
     async def recorded() -> list[asyncpg.Record]:
         return await rows(
             chat_database,
-            "SELECT l.finish_reason, m.status, m.content FROM answer_logs l "
+            "SELECT l.finish_reason, l.prompt_tokens, l.completion_tokens, l.cost_micro_usd, "
+            "m.status, m.content FROM answer_logs l "
             "JOIN messages m ON m.id = l.message_id WHERE l.request_id = $1",
             request_id,
         )
@@ -259,6 +260,8 @@ async def test_cancelling_mid_stream_stops_the_model_and_logs_partial_usage(
     (row,) = found
     assert (row["finish_reason"], row["status"]) == ("cancelled", "cancelled")
     assert row["content"].startswith("word0")
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+    assert row["cost_micro_usd"] > 0
     assert fake_llm.disconnects >= 1
 
 

@@ -30,7 +30,7 @@ from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError
 from chatbot_server.llm import Finished, LlmClient, LlmError, ReportedUsage, TextDelta
 from chatbot_server.pricing import cost_micro_usd
-from chatbot_server.prompting import build_messages, looks_english
+from chatbot_server.prompting import CHARS_PER_TOKEN, build_messages, looks_english
 from chatbot_server.retrieval import Hit, SearchFilter, retrieve
 
 log = structlog.get_logger(__name__)
@@ -92,6 +92,9 @@ class _Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     provider_cost_usd: float | None = None
+    # Characters sent to the model, to estimate the tokens of a call cut short before the
+    # provider reported its usage.
+    prompt_chars: int = 0
     hits: list[Hit] = field(default_factory=list)
     retrieval_ms: int = 0
     first_token_ms: int = 0
@@ -236,6 +239,7 @@ class Answerer:
         messages = build_messages(
             question.text, outcome.hits, history, self._settings.history_token_budget
         )
+        outcome.prompt_chars = sum(len(message["content"]) for message in messages)
         renumberer = CitationRenumberer(len(outcome.hits))
         try:
             async for event in self._llm.stream(
@@ -327,6 +331,14 @@ class Answerer:
         micro = cost_micro_usd(model, outcome.prompt_tokens, outcome.completion_tokens)
         return micro or 0, common_pb2.COST_SOURCE_PRICING_TABLE
 
+    @staticmethod
+    def _estimate_unreported_usage(outcome: _Outcome) -> None:
+        """A cancelled or failed call still spent tokens; without the provider's figures,
+        estimate them from the characters sent and received."""
+        if outcome.prompt_chars and not (outcome.prompt_tokens or outcome.completion_tokens):
+            outcome.prompt_tokens = outcome.prompt_chars // CHARS_PER_TOKEN
+            outcome.completion_tokens = len("".join(outcome.text)) // CHARS_PER_TOKEN
+
     async def _record(
         self,
         question: Question,
@@ -339,6 +351,7 @@ class Answerer:
         status = {"error": "failed", "cancelled": "cancelled"}.get(
             outcome.finish_reason, "complete"
         )
+        self._estimate_unreported_usage(outcome)
         micro, source = self._cost(model, outcome)
         try:
             await chat_store.insert_message(
