@@ -116,38 +116,32 @@ class Answerer:
     async def answer(self, question: Question) -> AsyncIterator[pb.StreamAnswerResponse]:
         started = time.perf_counter()
         outcome = _Outcome()
-        # Retrieval does not depend on the bookkeeping below: start it first.
-        retrieval = asyncio.ensure_future(self._retrieve(question, outcome, started))
-        message_id = uuid.uuid4()
+        conversation_id = question.conversation_id or uuid.uuid4()
+        question_id, message_id = uuid.uuid4(), uuid.uuid4()
         model = "" if self._llm is None else self._model_for(question)
-        try:
-            if question.conversation_id is None:
-                created = await chat_store.create_conversation(
-                    self._pool, question.identity, question.session_id, question.title
-                )
-                conversation_id, history = created.id, []
-            else:
-                conversation_id = question.conversation_id
-                history = await self._history(conversation_id)
-            asked = await chat_store.insert_message(
-                self._pool, conversation_id, "user", question.text,
-                request_id=question.request_id,
-            )  # fmt: skip
-        except BaseException:
-            retrieval.cancel()
-            raise
+        stored: asyncio.Future[None] | None = None
         try:
             yield pb.StreamAnswerResponse(
                 started=pb.AnswerStarted(
                     conversation_id=str(conversation_id),
-                    user_message_id=str(asked.id),
+                    user_message_id=str(question_id),
                     assistant_message_id=str(message_id),
                     request_id=question.request_id,
                     model=model,
                     offline=self._llm is None,
                 )
             )
-            outcome.hits = await retrieval
+            history = (
+                await self._history(conversation_id, question_id)
+                if question.conversation_id
+                else []
+            )
+            outcome.hits = await self._retrieve(question, outcome, started)
+            # The question is stored while the model thinks: nothing on the way to the first
+            # token waits for it (and retrieval, on two cores, ran faster without it).
+            stored = asyncio.ensure_future(
+                self._store_question(question, conversation_id, question_id)
+            )
             if question.include_retrieval:
                 yield pb.StreamAnswerResponse(
                     retrieval=pb.RetrievalResults(chunks=[retrieved_chunk(h) for h in outcome.hits])
@@ -186,8 +180,12 @@ class Answerer:
             )
             raise
         finally:
+            if stored is None:
+                stored = asyncio.ensure_future(
+                    self._store_question(question, conversation_id, question_id)
+                )
             await asyncio.shield(
-                self._record(question, conversation_id, model, message_id, outcome, started)
+                self._record(question, stored, conversation_id, model, message_id, outcome, started)
             )
 
     def _model_for(self, question: Question) -> str:
@@ -198,9 +196,24 @@ class Answerer:
         )
         return self._settings.model if english else self._settings.multilingual_model
 
-    async def _history(self, conversation_id: UUID) -> list[tuple[str, str]]:
+    async def _store_question(
+        self, question: Question, conversation_id: UUID, question_id: UUID
+    ) -> None:
+        if question.conversation_id is None:
+            await chat_store.create_conversation(
+                self._pool, question.identity, question.session_id, question.title,
+                conversation_id=conversation_id,
+            )  # fmt: skip
+        await chat_store.insert_message(
+            self._pool, conversation_id, "user", question.text,
+            message_id=question_id, request_id=question.request_id,
+        )  # fmt: skip
+
+    async def _history(self, conversation_id: UUID, question_id: UUID) -> list[tuple[str, str]]:
+        """Earlier messages, without the question being stored beside this read."""
         messages = await chat_store.list_messages(self._pool, conversation_id)
-        return [(m.role, m.content) for m in messages[-HISTORY_MESSAGES:] if m.content]
+        earlier = [m for m in messages if m.id != question_id]
+        return [(m.role, m.content) for m in earlier[-HISTORY_MESSAGES:] if m.content]
 
     async def _retrieve(self, question: Question, outcome: _Outcome, started: float) -> list[Hit]:
         try:
@@ -342,6 +355,7 @@ class Answerer:
     async def _record(
         self,
         question: Question,
+        stored: asyncio.Future[None],
         conversation_id: UUID,
         model: str,
         message_id: UUID,
@@ -354,6 +368,7 @@ class Answerer:
         self._estimate_unreported_usage(outcome)
         micro, source = self._cost(model, outcome)
         try:
+            await stored
             await chat_store.insert_message(
                 self._pool, conversation_id, "assistant", "".join(outcome.text),
                 message_id=message_id, citations=outcome.citations, status=status,

@@ -47,12 +47,17 @@ def _message(row: asyncpg.Record) -> MessageRecord:
 
 
 async def create_conversation(
-    pool: asyncpg.Pool, owner: str, session_id: str, title: str
+    pool: asyncpg.Pool,
+    owner: str,
+    session_id: str,
+    title: str,
+    conversation_id: UUID | None = None,
 ) -> ConversationRecord:
     row = await pool.fetchrow(
         f"""
         WITH c AS (
-            INSERT INTO conversations (owner, session_id, title) VALUES ($1, $2, $3)
+            INSERT INTO conversations (id, owner, session_id, title)
+            VALUES (coalesce($4, gen_random_uuid()), $1, $2, $3)
             RETURNING *
         )
         SELECT {CONVERSATION_COLUMNS} FROM c
@@ -60,6 +65,7 @@ async def create_conversation(
         owner,
         session_id,
         title,
+        conversation_id,
     )
     return ConversationRecord(**dict(row))
 
