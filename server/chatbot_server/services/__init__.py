@@ -46,9 +46,9 @@ class ServiceDependencies:
 
 def add_services(server: grpc.aio.Server, dependencies: ServiceDependencies) -> None:
     """Registers the three `chatbot.v1` services."""
-    # mypy sees the generated bases' abstract methods; UnimplementedFallback fills the
-    # ones a servicer does not define when its class is created.
     chat = ChatServicer(dependencies.pool, dependencies.answerer)
+    # mypy sees the generated base's abstract methods; UnimplementedFallback fills the
+    # ones AdminServicer does not define yet when its class is created.
     admin = AdminServicer()  # type: ignore[abstract]
     documents = DocumentServicer(
         dependencies.pool,
