@@ -32,11 +32,6 @@ class SyncChatbotClient:
             except StopAsyncIteration:
                 return
 
-    @property
-    def stubs(self) -> ChatbotClient:
-        """The asyncio client, for calls this wrapper does not cover (run them yourself)."""
-        return self._client
-
     def health(self, service: str = "") -> str:
         return self._run(self._client.health(service))
 

@@ -29,7 +29,7 @@ from chatbot_server.conversions import retrieved_chunk
 from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError
 from chatbot_server.llm import Finished, LlmClient, LlmError, ReportedUsage, TextDelta
-from chatbot_server.pricing import cost_micro_usd
+from chatbot_server.pricing import call_cost_micro_usd, to_usd
 from chatbot_server.prompting import CHARS_PER_TOKEN, build_messages, looks_english
 from chatbot_server.retrieval import Hit, SearchFilter, retrieve
 
@@ -328,7 +328,7 @@ class Answerer:
                 prompt_tokens=outcome.prompt_tokens,
                 completion_tokens=outcome.completion_tokens,
                 total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
-                cost_usd=micro / 1_000_000,
+                cost_usd=to_usd(micro),
                 cost_source=source,
             ),
             retrieval_ms=outcome.retrieval_ms,
@@ -339,10 +339,12 @@ class Answerer:
     def _cost(self, model: str, outcome: _Outcome) -> tuple[int, common_pb2.CostSource.ValueType]:
         if not model:
             return 0, common_pb2.COST_SOURCE_FREE
-        if outcome.provider_cost_usd is not None:
-            return round(outcome.provider_cost_usd * 1_000_000), common_pb2.COST_SOURCE_PROVIDER
-        micro = cost_micro_usd(model, outcome.prompt_tokens, outcome.completion_tokens)
-        return micro or 0, common_pb2.COST_SOURCE_PRICING_TABLE
+        micro, from_provider = call_cost_micro_usd(
+            model, outcome.prompt_tokens, outcome.completion_tokens, outcome.provider_cost_usd
+        )
+        if from_provider:
+            return micro, common_pb2.COST_SOURCE_PROVIDER
+        return micro, common_pb2.COST_SOURCE_PRICING_TABLE
 
     @staticmethod
     def _estimate_unreported_usage(outcome: _Outcome) -> None:

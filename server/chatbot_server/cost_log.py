@@ -7,6 +7,7 @@ import structlog
 
 from chatbot_server.call_context import current_call
 from chatbot_server.embeddings import EmbeddingUsage
+from chatbot_server.pricing import to_usd
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,7 @@ async def record_embedding_usage(pool: asyncpg.Pool, usage: EmbeddingUsage) -> N
         "embedding.cost",
         model=usage.model,
         tokens=usage.prompt_tokens,
-        cost_usd=usage.cost_micro_usd / 1_000_000,
+        cost_usd=to_usd(usage.cost_micro_usd),
         ms=usage.latency_ms,
         error=usage.error or None,
     )

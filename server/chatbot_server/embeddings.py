@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chatbot_server.local_model import DIMENSIONS, LocalEmbedder
-from chatbot_server.pricing import cost_micro_usd
+from chatbot_server.pricing import call_cost_micro_usd
 
 Vectors = npt.NDArray[np.float32]
 
@@ -120,10 +120,7 @@ class RemoteEmbeddings:
         return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
     async def _record(self, tokens: int, provider_cost: object, started: float, error: str) -> None:
-        if isinstance(provider_cost, int | float):
-            from_provider, micro = True, round(provider_cost * 1_000_000)
-        else:
-            from_provider, micro = False, cost_micro_usd(self.model_name, tokens, 0) or 0
+        micro, from_provider = call_cost_micro_usd(self.model_name, tokens, 0, provider_cost)
         await self._record_usage(
             EmbeddingUsage(
                 model=self.model_name,

@@ -34,9 +34,6 @@ class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         self._changed = asyncio.Condition()
         self._shutting_down = False
 
-    def status(self, service: str) -> ServingStatus | None:
-        return self._statuses.get(service)
-
     async def set_all(self, status: ServingStatus) -> None:
         """Sets every name's status, unless shutdown has begun."""
         if self._shutting_down:

@@ -46,3 +46,17 @@ def cost_micro_usd(model: str, prompt_tokens: int, completion_tokens: int) -> in
         prompt_tokens * price.prompt_per_million + completion_tokens * price.completion_per_million
     )
     return math.ceil(exact)
+
+
+def call_cost_micro_usd(
+    model: str, prompt_tokens: int, completion_tokens: int, provider_cost_usd: object
+) -> tuple[int, bool]:
+    """What a call cost, and whether the provider said so: its reported USD when it gave a
+    number, else the pricing table (0 for a model not in it)."""
+    if isinstance(provider_cost_usd, int | float):
+        return round(provider_cost_usd * MICRO_USD_PER_USD), True
+    return cost_micro_usd(model, prompt_tokens, completion_tokens) or 0, False
+
+
+def to_usd(micro_usd: int) -> float:
+    return micro_usd / MICRO_USD_PER_USD
