@@ -15,7 +15,7 @@ import structlog
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
-from chatbot_server.access_log import AccessLogInterceptor
+from chatbot_server.access_log import access_log_interceptor
 from chatbot_server.answering import Answerer, AnswerSettings
 from chatbot_server.chunking import ChunkingPolicy
 from chatbot_server.config import Settings
@@ -168,7 +168,7 @@ class ChatbotServer:
             ingestion_worker(settings, resources) for _ in range(settings.ingestion_workers)
         ]
         self.server = grpc.aio.server(
-            interceptors=[AccessLogInterceptor()], options=_SERVER_OPTIONS
+            interceptors=[access_log_interceptor()], options=_SERVER_OPTIONS
         )
         add_services(
             self.server,
