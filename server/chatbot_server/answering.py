@@ -11,7 +11,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -24,13 +24,20 @@ from google.rpc import error_details_pb2, status_pb2
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import common_pb2
 from chatbot_server import chat_store
+from chatbot_server.answer_recording import (
+    AnswerIdentity,
+    AnswerOutcome,
+    cost_of,
+    elapsed_ms,
+    record_answer,
+)
 from chatbot_server.citations import CitationRenumberer
 from chatbot_server.conversions import retrieved_chunk
 from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError
 from chatbot_server.llm import Finished, LlmClient, LlmError, ReportedUsage, TextDelta
-from chatbot_server.pricing import call_cost_micro_usd, to_usd
-from chatbot_server.prompting import CHARS_PER_TOKEN, build_messages, looks_english
+from chatbot_server.pricing import to_usd
+from chatbot_server.prompting import build_messages, looks_english
 from chatbot_server.retrieval import Hit, SearchFilter, retrieve
 
 log = structlog.get_logger(__name__)
@@ -81,25 +88,6 @@ class Question:
     deadline_seconds: float | None
 
 
-@dataclass
-class _Outcome:
-    """What is written once the answer ends, however it ends."""
-
-    text: list[str] = field(default_factory=list)
-    citations: list[dict[str, Any]] = field(default_factory=list)
-    finish_reason: str = "cancelled"
-    error: ServiceError | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    provider_cost_usd: float | None = None
-    # Characters sent to the model, to estimate the tokens of a call cut short before the
-    # provider reported its usage.
-    prompt_chars: int = 0
-    hits: list[Hit] = field(default_factory=list)
-    retrieval_ms: int = 0
-    first_token_ms: int = 0
-
-
 class Answerer:
     def __init__(
         self,
@@ -115,7 +103,7 @@ class Answerer:
 
     async def answer(self, question: Question) -> AsyncIterator[pb.StreamAnswerResponse]:
         started = time.perf_counter()
-        outcome = _Outcome()
+        outcome = AnswerOutcome()
         conversation_id = question.conversation_id or uuid.uuid4()
         question_id, message_id = uuid.uuid4(), uuid.uuid4()
         model = "" if self._llm is None else self._model_for(question)
@@ -159,7 +147,7 @@ class Answerer:
             )
             async for event in self._with_heartbeats(events, started):
                 if outcome.first_token_ms == 0 and event.WhichOneof("event") == "delta":
-                    outcome.first_token_ms = _ms(started)
+                    outcome.first_token_ms = elapsed_ms(started)
                 yield event
             yield pb.StreamAnswerResponse(
                 citations=pb.AnswerCitations(
@@ -184,9 +172,17 @@ class Answerer:
                 stored = asyncio.ensure_future(
                     self._store_question(question, conversation_id, question_id)
                 )
-            await asyncio.shield(
-                self._record(question, stored, conversation_id, model, message_id, outcome, started)
+            answer = AnswerIdentity(
+                request_id=question.request_id,
+                method=question.method,
+                identity=question.identity,
+                question=question.text,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                model=model,
+                embedding_model=self._embedder.model_name,
             )
+            await asyncio.shield(record_answer(self._pool, answer, stored, outcome, started))
 
     def _model_for(self, question: Question) -> str:
         english = (
@@ -215,7 +211,9 @@ class Answerer:
         earlier = [m for m in messages if m.id != question_id]
         return [(m.role, m.content) for m in earlier[-HISTORY_MESSAGES:] if m.content]
 
-    async def _retrieve(self, question: Question, outcome: _Outcome, started: float) -> list[Hit]:
+    async def _retrieve(
+        self, question: Question, outcome: AnswerOutcome, started: float
+    ) -> list[Hit]:
         try:
             hits = await retrieve(
                 self._pool, self._embedder, question.text, question.where,
@@ -227,10 +225,12 @@ class Answerer:
                 f"the question could not be embedded: {error}",
                 reason="EMBEDDINGS_UNAVAILABLE",
             ) from error
-        outcome.retrieval_ms = _ms(started)
+        outcome.retrieval_ms = elapsed_ms(started)
         return hits
 
-    async def _offline(self, outcome: _Outcome) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
+    async def _offline(
+        self, outcome: AnswerOutcome
+    ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
         """An extractive answer: the best passages quoted, each cited."""
         if not outcome.hits:
             text = "I could not find anything about this in the documents."
@@ -246,7 +246,7 @@ class Answerer:
         yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=text))
 
     async def _generate(
-        self, question: Question, model: str, history: list[tuple[str, str]], outcome: _Outcome
+        self, question: Question, model: str, history: list[tuple[str, str]], outcome: AnswerOutcome
     ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
         assert self._llm is not None
         messages = build_messages(
@@ -305,7 +305,9 @@ class Answerer:
                     pending = asyncio.ensure_future(anext(events))
                 done, _ = await asyncio.wait({pending}, timeout=self._settings.heartbeat_seconds)
                 if not done:
-                    yield pb.StreamAnswerResponse(heartbeat=pb.Heartbeat(elapsed_ms=_ms(started)))
+                    yield pb.StreamAnswerResponse(
+                        heartbeat=pb.Heartbeat(elapsed_ms=elapsed_ms(started))
+                    )
                     continue
                 try:
                     event = pending.result()
@@ -320,8 +322,8 @@ class Answerer:
                     await pending
             await events.aclose()
 
-    def _usage(self, model: str, outcome: _Outcome, started: float) -> pb.AnswerUsage:
-        micro, source = self._cost(model, outcome)
+    def _usage(self, model: str, outcome: AnswerOutcome, started: float) -> pb.AnswerUsage:
+        micro, source = cost_of(model, outcome)
         return pb.AnswerUsage(
             model=model,
             usage=common_pb2.Usage(
@@ -333,92 +335,8 @@ class Answerer:
             ),
             retrieval_ms=outcome.retrieval_ms,
             first_token_ms=outcome.first_token_ms,
-            total_ms=_ms(started),
+            total_ms=elapsed_ms(started),
         )
-
-    def _cost(self, model: str, outcome: _Outcome) -> tuple[int, common_pb2.CostSource.ValueType]:
-        if not model:
-            return 0, common_pb2.COST_SOURCE_FREE
-        micro, from_provider = call_cost_micro_usd(
-            model, outcome.prompt_tokens, outcome.completion_tokens, outcome.provider_cost_usd
-        )
-        if from_provider:
-            return micro, common_pb2.COST_SOURCE_PROVIDER
-        return micro, common_pb2.COST_SOURCE_PRICING_TABLE
-
-    @staticmethod
-    def _estimate_unreported_usage(outcome: _Outcome) -> None:
-        """A cancelled or failed call still spent tokens; without the provider's figures,
-        estimate them from the characters sent and received."""
-        if outcome.prompt_chars and not (outcome.prompt_tokens or outcome.completion_tokens):
-            outcome.prompt_tokens = outcome.prompt_chars // CHARS_PER_TOKEN
-            outcome.completion_tokens = len("".join(outcome.text)) // CHARS_PER_TOKEN
-
-    async def _record(
-        self,
-        question: Question,
-        stored: asyncio.Future[None],
-        conversation_id: UUID,
-        model: str,
-        message_id: UUID,
-        outcome: _Outcome,
-        started: float,
-    ) -> None:
-        status = {"error": "failed", "cancelled": "cancelled"}.get(
-            outcome.finish_reason, "complete"
-        )
-        self._estimate_unreported_usage(outcome)
-        micro, source = self._cost(model, outcome)
-        try:
-            await stored
-            await chat_store.insert_message(
-                self._pool, conversation_id, "assistant", "".join(outcome.text),
-                message_id=message_id, citations=outcome.citations, status=status,
-                model=model, request_id=question.request_id,
-            )  # fmt: skip
-            await chat_store.insert_answer_log(
-                self._pool,
-                chat_store.AnswerLogEntry(
-                    request_id=question.request_id,
-                    method=question.method,
-                    identity=question.identity,
-                    conversation_id=conversation_id,
-                    message_id=message_id,
-                    question=question.text,
-                    llm_model=model,
-                    embedding_model=self._embedder.model_name,
-                    prompt_tokens=outcome.prompt_tokens,
-                    completion_tokens=outcome.completion_tokens,
-                    cost_micro_usd=micro,
-                    cost_source=common_pb2.CostSource.Name(source)
-                    .removeprefix("COST_SOURCE_")
-                    .lower(),
-                    total_ms=_ms(started),
-                    retrieval_ms=outcome.retrieval_ms,
-                    generation_ms=max(0, _ms(started) - outcome.retrieval_ms),
-                    first_token_ms=outcome.first_token_ms,
-                    chunks_retrieved=len(outcome.hits),
-                    citation_count=len(outcome.citations),
-                    top_similarity=max((h.candidate.similarity for h in outcome.hits), default=0.0),
-                    finish_reason=outcome.finish_reason,
-                    error_type=outcome.error.reason if outcome.error else "",
-                    error_message=outcome.error.message if outcome.error else "",
-                ),
-            )
-        except (OSError, asyncpg.PostgresError) as error:
-            log.error("answer.not_recorded", error=str(error))
-        log.info(
-            "answer.finished",
-            finish_reason=outcome.finish_reason,
-            model=model,
-            chunks=len(outcome.hits),
-            citations=len(outcome.citations),
-            ms=_ms(started),
-        )
-
-
-def _ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
 
 
 def _quote(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Conversations, messages, feedback and answer logs in PostgreSQL: the named queries."""
+"""Conversations, messages and feedback in PostgreSQL: the named queries."""
 
 from __future__ import annotations
 
@@ -171,53 +171,3 @@ async def upsert_feedback(
         message_id, owner, rating, comment,
     )  # fmt: skip
     return FeedbackRecord(**dict(row))
-
-
-@dataclass(frozen=True)
-class AnswerLogEntry:
-    """One model call made for a question, as `answer_logs` records it."""
-
-    request_id: str
-    method: str
-    identity: str
-    conversation_id: UUID
-    message_id: UUID | None
-    question: str
-    llm_model: str
-    embedding_model: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost_micro_usd: int
-    cost_source: str
-    total_ms: int
-    retrieval_ms: int
-    generation_ms: int
-    first_token_ms: int
-    chunks_retrieved: int
-    citation_count: int
-    top_similarity: float
-    finish_reason: str
-    error_type: str
-    error_message: str
-
-
-async def insert_answer_log(pool: asyncpg.Pool, entry: AnswerLogEntry) -> None:
-    await pool.execute(
-        """
-        INSERT INTO answer_logs (
-            request_id, method, identity, conversation_id, message_id, question, llm_model,
-            embedding_model, prompt_tokens, completion_tokens, total_tokens, cost_micro_usd,
-            cost_source, total_ms, retrieval_ms, generation_ms, first_token_ms,
-            chunks_retrieved, citation_count, top_similarity, finish_reason, error_type,
-            error_message)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9::integer + $10::integer, $11, $12, $13,
-                $14, $15,
-                $16, $17, $18, $19, $20, $21, $22)
-        """,
-        entry.request_id, entry.method, entry.identity, entry.conversation_id,
-        entry.message_id, entry.question, entry.llm_model, entry.embedding_model,
-        entry.prompt_tokens, entry.completion_tokens, entry.cost_micro_usd, entry.cost_source,
-        entry.total_ms, entry.retrieval_ms, entry.generation_ms, entry.first_token_ms,
-        entry.chunks_retrieved, entry.citation_count, entry.top_similarity,
-        entry.finish_reason, entry.error_type, entry.error_message,
-    )  # fmt: skip

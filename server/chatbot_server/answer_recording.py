@@ -1,0 +1,144 @@
+"""What an answer leaves behind once it ends, however it ends: outcome → cost → rows.
+
+The answer message and its ledger row are written for completed, failed and cancelled
+answers alike; a call cut short before the provider reported its usage is estimated from
+the characters sent and received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from chatbot.v1 import common_pb2
+from chatbot_server import chat_store
+from chatbot_server.answer_log_store import AnswerLogEntry, insert_answer_log
+from chatbot_server.errors import ServiceError
+from chatbot_server.pricing import call_cost_micro_usd
+from chatbot_server.prompting import CHARS_PER_TOKEN
+from chatbot_server.retrieval import Hit
+
+log = structlog.get_logger(__name__)
+
+_MESSAGE_STATUS = {"error": "failed", "cancelled": "cancelled"}
+
+
+@dataclass
+class AnswerOutcome:
+    """What is written once the answer ends, however it ends."""
+
+    text: list[str] = field(default_factory=list)
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str = "cancelled"
+    error: ServiceError | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    provider_cost_usd: float | None = None
+    # Characters sent to the model, to estimate the tokens of a call cut short before the
+    # provider reported its usage.
+    prompt_chars: int = 0
+    hits: list[Hit] = field(default_factory=list)
+    retrieval_ms: int = 0
+    first_token_ms: int = 0
+
+
+@dataclass(frozen=True)
+class AnswerIdentity:
+    """Who asked, and the ids under which the answer is stored."""
+
+    request_id: str
+    method: str
+    identity: str
+    question: str
+    conversation_id: UUID
+    message_id: UUID
+    model: str
+    embedding_model: str
+
+
+def cost_of(model: str, outcome: AnswerOutcome) -> tuple[int, common_pb2.CostSource.ValueType]:
+    """Micro-USD and where the figure comes from: the provider, else the pricing table."""
+    if not model:
+        return 0, common_pb2.COST_SOURCE_FREE
+    micro, from_provider = call_cost_micro_usd(
+        model, outcome.prompt_tokens, outcome.completion_tokens, outcome.provider_cost_usd
+    )
+    if from_provider:
+        return micro, common_pb2.COST_SOURCE_PROVIDER
+    return micro, common_pb2.COST_SOURCE_PRICING_TABLE
+
+
+def estimate_unreported_usage(outcome: AnswerOutcome) -> None:
+    """A cancelled or failed call still spent tokens; without the provider's figures,
+    estimate them from the characters sent and received."""
+    if outcome.prompt_chars and not (outcome.prompt_tokens or outcome.completion_tokens):
+        outcome.prompt_tokens = outcome.prompt_chars // CHARS_PER_TOKEN
+        outcome.completion_tokens = len("".join(outcome.text)) // CHARS_PER_TOKEN
+
+
+def elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+async def record_answer(
+    pool: asyncpg.Pool,
+    answer: AnswerIdentity,
+    question_stored: asyncio.Future[None],
+    outcome: AnswerOutcome,
+    started: float,
+) -> None:
+    """Writes the answer message and its ledger row; logs `answer.finished`."""
+    estimate_unreported_usage(outcome)
+    micro, source = cost_of(answer.model, outcome)
+    total_ms = elapsed_ms(started)
+    try:
+        await question_stored
+        await chat_store.insert_message(
+            pool, answer.conversation_id, "assistant", "".join(outcome.text),
+            message_id=answer.message_id, citations=outcome.citations,
+            status=_MESSAGE_STATUS.get(outcome.finish_reason, "complete"),
+            model=answer.model, request_id=answer.request_id,
+        )  # fmt: skip
+        await insert_answer_log(
+            pool,
+            AnswerLogEntry(
+                request_id=answer.request_id,
+                method=answer.method,
+                identity=answer.identity,
+                conversation_id=answer.conversation_id,
+                message_id=answer.message_id,
+                question=answer.question,
+                llm_model=answer.model,
+                embedding_model=answer.embedding_model,
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                cost_micro_usd=micro,
+                cost_source=common_pb2.CostSource.Name(source).removeprefix("COST_SOURCE_").lower(),
+                total_ms=total_ms,
+                retrieval_ms=outcome.retrieval_ms,
+                generation_ms=max(0, total_ms - outcome.retrieval_ms),
+                first_token_ms=outcome.first_token_ms,
+                chunks_retrieved=len(outcome.hits),
+                citation_count=len(outcome.citations),
+                top_similarity=max((h.candidate.similarity for h in outcome.hits), default=0.0),
+                finish_reason=outcome.finish_reason,
+                error_type=outcome.error.reason if outcome.error else "",
+                error_message=outcome.error.message if outcome.error else "",
+            ),
+        )
+    except (OSError, asyncpg.PostgresError) as error:
+        log.error("answer.not_recorded", error=str(error))
+    log.info(
+        "answer.finished",
+        finish_reason=outcome.finish_reason,
+        model=answer.model,
+        chunks=len(outcome.hits),
+        citations=len(outcome.citations),
+        ms=total_ms,
+    )
