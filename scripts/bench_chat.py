@@ -122,10 +122,10 @@ async def main() -> None:
     fake = FakeOpenAI()
     await fake.start()
     server_settings = {
-        "openrouter_api_key": "sk-bench",
-        "openrouter_base_url": fake.base_url,
-        "ingestion_poll_seconds": 0.1,
-        "db_pool_max_size": 20,
+        "OPENROUTER_API_KEY": "sk-bench",
+        "OPENROUTER_BASE_URL": fake.base_url,
+        "INGESTION_POLL_SECONDS": "0.1",
+        "DB_POOL_MAX_SIZE": "20",
     }
     async with (
         embedded_server(**server_settings) as server,

@@ -27,7 +27,7 @@ from bench_server import embedded_server
 
 from chatbot_client import ChatbotClient
 from chatbot_server.chunking import ChunkingPolicy
-from chatbot_server.config import Settings
+from chatbot_server.config import EmbeddingSettings
 from chatbot_server.database import EMBEDDED_DATABASE, EMBEDDED_OWNER_ROLE
 from chatbot_server.document_preparation import prepare_document
 from chatbot_server.embeddings import LocalEmbeddings
@@ -199,8 +199,8 @@ async def bench_search(
 
 async def main() -> None:
     configure_logging("WARNING", "json", io.StringIO())
-    embedder = LocalEmbeddings(Settings().embedding_threads)
-    async with embedded_server(ingestion_poll_seconds=0.1) as server:
+    embedder = LocalEmbeddings(EmbeddingSettings().threads)
+    async with embedded_server(INGESTION_POLL_SECONDS="0.1") as server:
         bench_extraction(make_pdf(300, seed=1), 300)
         resources = server.resources
         assert resources.embedded is not None

@@ -7,9 +7,7 @@ import socket
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from chatbot_server.app import ChatbotServer, open_resources
 from chatbot_server.config import Settings
@@ -22,15 +20,17 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def embedded_server(**overrides: Any) -> AsyncIterator[ChatbotServer]:
-    """A started server on a free port; `server.port` is where it listens."""
+async def embedded_server(**env: str) -> AsyncIterator[ChatbotServer]:
+    """A started server on a free port; `server.port` is where it listens. `env` holds
+    settings as environment variables."""
     data_dir = Path(tempfile.mkdtemp(prefix="chatbot-bench-"))
-    settings = replace(
-        Settings(),
-        grpc_address="127.0.0.1:0",
-        embedded_postgres_dir=data_dir,
-        embedded_postgres_port=free_port(),
-        **overrides,
+    settings = Settings.from_env(
+        {
+            "GRPC_ADDRESS": "127.0.0.1:0",
+            "EMBEDDED_POSTGRES_DIR": str(data_dir),
+            "EMBEDDED_POSTGRES_PORT": str(free_port()),
+            **env,
+        }
     )
     resources = await open_resources(settings)
     server = ChatbotServer(settings, resources)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from chatbot_server.app import ChatbotServer, Resources, open_resources
 from chatbot_server.config import Settings
@@ -19,16 +19,19 @@ class RunningServer:
         await self.resources.close()
 
 
-def server_settings(database_url: str, redis_url: str | None) -> Settings:
-    """Settings for a server on a free loopback port that notices outages quickly."""
-    return replace(
-        Settings(),
-        grpc_address="127.0.0.1:0",
-        database_url=database_url,
-        redis_url=redis_url,
-        health_check_interval_seconds=0.1,
-        dependency_timeout_seconds=1.0,
-        shutdown_grace_seconds=2.0,
+def server_settings(database_url: str, redis_url: str | None, **env: str) -> Settings:
+    """Settings for a server on a free loopback port that notices outages quickly, read
+    from environment variables as the server reads them; `env` adds or overrides some."""
+    return Settings.from_env(
+        {
+            "GRPC_ADDRESS": "127.0.0.1:0",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url or "",
+            "HEALTH_CHECK_INTERVAL_SECONDS": "0.1",
+            "DEPENDENCY_TIMEOUT_SECONDS": "1",
+            "SHUTDOWN_GRACE_SECONDS": "2",
+            **env,
+        }
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import asyncpg
 import grpc
@@ -41,14 +40,15 @@ async def fake_llm() -> AsyncIterator[FakeOpenAI]:
 async def chat_server(
     chat_database: MigratedDatabase, redis_url: str, fake_llm: FakeOpenAI
 ) -> AsyncIterator[RunningServer]:
-    settings = replace(
-        server_settings(chat_database.app_url, redis_url),
-        openrouter_api_key="sk-or-test",
-        openrouter_base_url=fake_llm.base_url,
-        llm_first_token_timeout_seconds=1.0,
-        heartbeat_seconds=0.2,
+    settings = server_settings(
+        chat_database.app_url,
+        redis_url,
+        OPENROUTER_API_KEY="sk-or-test",
+        OPENROUTER_BASE_URL=fake_llm.base_url,
+        LLM_FIRST_TOKEN_TIMEOUT_SECONDS="1",
+        HEARTBEAT_SECONDS="0.2",
         # Every chunk of the small manual is a source, so scripted replies may cite [1]-[3].
-        similarity_threshold=0.0,
+        SIMILARITY_THRESHOLD="0",
     )
     running = await start_server(settings)
     async with ChatbotClient(running.address) as client:

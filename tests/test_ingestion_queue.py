@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import asyncpg
 import grpc
@@ -32,10 +31,11 @@ async def idle_server(
 ) -> AsyncIterator[RunningServer]:
     """A server that queues documents but processes none, with a small upload limit."""
     await truncate_documents(queue_database.owner_url)
-    settings = replace(
-        server_settings(queue_database.app_url, redis_url),
-        ingestion_workers=0,
-        max_upload_bytes=UPLOAD_LIMIT,
+    settings = server_settings(
+        queue_database.app_url,
+        redis_url,
+        INGESTION_WORKERS="0",
+        MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
     )
     running = await start_server(settings)
     yield running

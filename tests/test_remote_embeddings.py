@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import asyncpg
 import grpc
@@ -32,11 +31,12 @@ async def remote(
     await truncate_documents(remote_database.owner_url)
     fake = FakeOpenAI()
     await fake.start()
-    settings = replace(
-        server_settings(remote_database.app_url, redis_url),
-        embedding_base_url=fake.base_url,
-        embedding_api_key="sk-test-key",
-        embedding_model="openai/text-embedding-3-small",
+    settings = server_settings(
+        remote_database.app_url,
+        redis_url,
+        EMBEDDING_BASE_URL=fake.base_url,
+        EMBEDDING_API_KEY="sk-test-key",
+        EMBEDDING_MODEL="openai/text-embedding-3-small",
     )
     running = await start_server(settings)
     yield running, fake

@@ -32,6 +32,7 @@ from chatbot_server.answer_recording import (
     record_answer,
 )
 from chatbot_server.citations import CitationRenumberer
+from chatbot_server.config import AnswerSettings, RetrievalSettings
 from chatbot_server.conversions import retrieved_chunk
 from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError
@@ -61,17 +62,6 @@ _LLM_ERRORS = {
 
 
 @dataclass(frozen=True)
-class AnswerSettings:
-    model: str
-    multilingual_model: str
-    temperature: float
-    top_k: int
-    similarity_threshold: float
-    history_token_budget: int
-    heartbeat_seconds: float
-
-
-@dataclass(frozen=True)
 class Question:
     text: str
     # The conversation to continue; None starts one with `session_id` and `title`.
@@ -95,11 +85,13 @@ class Answerer:
         embedder: Embedder,
         llm: LlmClient | None,
         settings: AnswerSettings,
+        retrieval: RetrievalSettings,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._llm = llm
         self._settings = settings
+        self._retrieval = retrieval
 
     async def answer(self, question: Question) -> AsyncIterator[pb.StreamAnswerResponse]:
         started = time.perf_counter()
@@ -217,7 +209,7 @@ class Answerer:
         try:
             hits = await retrieve(
                 self._pool, self._embedder, question.text, question.where,
-                question.top_k or self._settings.top_k, self._settings.similarity_threshold,
+                question.top_k or self._retrieval.top_k, self._retrieval.similarity_threshold,
             )  # fmt: skip
         except EmbeddingError as error:
             raise ServiceError(

@@ -16,9 +16,9 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from chatbot_server.access_log import access_log_interceptor
-from chatbot_server.answering import Answerer, AnswerSettings
+from chatbot_server.answering import Answerer
 from chatbot_server.chunking import ChunkingPolicy
-from chatbot_server.config import Settings
+from chatbot_server.config import EmbeddingSettings, Settings
 from chatbot_server.cost_log import record_embedding_usage
 from chatbot_server.database import EmbeddedDatabase, open_pool, start_embedded
 from chatbot_server.embeddings import (
@@ -28,8 +28,8 @@ from chatbot_server.embeddings import (
     RemoteEmbeddings,
 )
 from chatbot_server.health import Dependency, DependencyMonitor, HealthService
-from chatbot_server.ingestion import IngestionSettings, IngestionWorker
-from chatbot_server.llm import LlmClient, LlmTimeouts
+from chatbot_server.ingestion import IngestionWorker
+from chatbot_server.llm import LlmClient
 from chatbot_server.reflection import DocumentedReflectionServicer, reflected_service_names
 from chatbot_server.services import SERVICE_NAMES, ServiceDependencies, add_services
 
@@ -66,13 +66,14 @@ class Resources:
 
 async def open_resources(settings: Settings) -> Resources:
     """Connects to PostgreSQL (starting the embedded one when DATABASE_URL is unset) and Redis."""
-    embedded = await start_embedded(settings) if settings.database_url is None else None
-    app_url = embedded.app_url if embedded is not None else settings.database_url
+    database = settings.database
+    embedded = await start_embedded(database) if database.embedded else None
+    app_url = embedded.app_url if embedded is not None else database.url
     assert app_url is not None
-    pool = await open_pool(app_url, settings.db_pool_min_size, settings.db_pool_max_size)
+    pool = await open_pool(app_url, database.pool_min_size, database.pool_max_size)
     redis_client = None
-    if settings.redis_url is not None:
-        redis_client = redis.Redis.from_url(settings.redis_url)
+    if settings.redis.url is not None:
+        redis_client = redis.Redis.from_url(settings.redis.url)
     else:
         log.warning("redis.not_configured", detail="REDIS_URL is unset")
     # httpx's default of 100 connections would queue the 101st concurrent answer.
@@ -84,76 +85,44 @@ async def open_resources(settings: Settings) -> Resources:
         pool=pool,
         redis=redis_client,
         http=http,
-        embedder=_embedder(settings, pool, http),
+        embedder=_embedder(settings.embeddings, pool, http),
         embedded=embedded,
     )
 
 
-def _embedder(settings: Settings, pool: asyncpg.Pool, http: httpx.AsyncClient) -> Embedder:
-    if settings.embedding_base_url is None:
-        return LocalEmbeddings(settings.embedding_threads)
+def _embedder(settings: EmbeddingSettings, pool: asyncpg.Pool, http: httpx.AsyncClient) -> Embedder:
+    if settings.base_url is None:
+        return LocalEmbeddings(settings.threads)
 
     async def record(usage: EmbeddingUsage) -> None:
         await record_embedding_usage(pool, usage)
 
     return RemoteEmbeddings(
         http,
-        settings.embedding_base_url,
-        settings.embedding_api_key,
-        settings.embedding_model,
+        settings.base_url,
+        settings.api_key,
+        settings.model,
         record,
     )
 
 
 def ingestion_worker(settings: Settings, resources: Resources) -> IngestionWorker:
     policy = ChunkingPolicy(
-        size_chars=settings.chunk_size_chars,
-        overlap_chars=settings.chunk_overlap_chars,
+        size_chars=settings.documents.chunk_size_chars,
+        overlap_chars=settings.documents.chunk_overlap_chars,
         max_tokens=resources.embedder.max_tokens,
     )
-    return IngestionWorker(
-        resources.pool,
-        resources.embedder,
-        IngestionSettings(
-            policy=policy,
-            lease_seconds=settings.ingestion_lease_seconds,
-            max_attempts=settings.ingestion_max_attempts,
-            idle_poll_seconds=settings.ingestion_poll_seconds,
-        ),
-    )
+    return IngestionWorker(resources.pool, resources.embedder, settings.ingestion, policy)
 
 
 def answerer(settings: Settings, resources: Resources) -> Answerer:
     """Answers through OpenRouter when a key is set, else offline from the retrieved text."""
     llm = None
-    if settings.openrouter_api_key is not None:
-        llm = LlmClient(
-            resources.http,
-            settings.openrouter_base_url,
-            settings.openrouter_api_key,
-            LlmTimeouts(
-                connect=settings.llm_connect_timeout_seconds,
-                first_token=settings.llm_first_token_timeout_seconds,
-                total=settings.llm_total_timeout_seconds,
-            ),
-            max_retries=settings.llm_max_retries,
-        )
+    if settings.llm.api_key is not None:
+        llm = LlmClient(resources.http, settings.llm)
     else:
         log.warning("llm.offline", detail="OPENROUTER_API_KEY is unset; answers quote documents")
-    return Answerer(
-        resources.pool,
-        resources.embedder,
-        llm,
-        AnswerSettings(
-            model=settings.default_llm_model,
-            multilingual_model=settings.multilingual_llm_model,
-            temperature=settings.llm_temperature,
-            top_k=settings.search_top_k,
-            similarity_threshold=settings.similarity_threshold,
-            history_token_budget=settings.history_token_budget,
-            heartbeat_seconds=settings.heartbeat_seconds,
-        ),
-    )
+    return Answerer(resources.pool, resources.embedder, llm, settings.answer, settings.retrieval)
 
 
 class ChatbotServer:
@@ -165,7 +134,7 @@ class ChatbotServer:
         self.health = HealthService(SERVICE_NAMES)
         self.shutting_down = asyncio.Event()
         self.workers = [
-            ingestion_worker(settings, resources) for _ in range(settings.ingestion_workers)
+            ingestion_worker(settings, resources) for _ in range(settings.ingestion.workers)
         ]
         self.server = grpc.aio.server(
             interceptors=[access_log_interceptor()], options=_SERVER_OPTIONS
@@ -188,8 +157,8 @@ class ChatbotServer:
         self.monitor = DependencyMonitor(
             self.health,
             _dependencies(resources),
-            settings.health_check_interval_seconds,
-            settings.dependency_timeout_seconds,
+            settings.server.health_check_interval_seconds,
+            settings.server.dependency_timeout_seconds,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
@@ -200,16 +169,17 @@ class ChatbotServer:
 
     async def start(self) -> int:
         """Binds, checks the dependencies once and starts serving; returns the bound port."""
-        self.port = self.server.add_insecure_port(self.settings.grpc_address)
+        address = self.settings.server.grpc_address
+        self.port = self.server.add_insecure_port(address)
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.settings.grpc_address}")
+            raise OSError(f"cannot listen on {address}")
         await self.monitor.check_once()
         await self.resources.embedder.warm_up()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="dependency-monitor"))
         for number, worker in enumerate(self.workers):
             self._tasks.append(asyncio.create_task(worker.run(), name=f"ingestion-{number}"))
-        host = self.settings.grpc_address.rsplit(":", 1)[0]
+        host = address.rsplit(":", 1)[0]
         log.info("server.started", address=f"{host}:{self.port}")
         return self.port
 
@@ -242,7 +212,7 @@ async def serve(settings: Settings) -> None:
         server = ChatbotServer(settings, resources)
         await server.start()
         await _until_signalled()
-        await server.stop(settings.shutdown_grace_seconds)
+        await server.stop(settings.server.shutdown_grace_seconds)
     finally:
         await resources.close()
 

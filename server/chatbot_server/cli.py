@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"serve": serve, "worker": run_worker, "migrate": _migrate, "bootstrap": _bootstrap}
     try:
         settings = Settings.from_env(os.environ)
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(settings.logging.level, settings.logging.format)
         asyncio.run(commands[args.command](settings))
     except _SETUP_ERRORS as error:
         print(f"chatbot-server: {error}", file=sys.stderr)
@@ -58,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _migrate(settings: Settings) -> None:
-    if settings.migration_database_url is not None:
-        applied = await migrate(settings.migration_database_url, settings.database_app_role)
+    database = settings.database
+    if database.migration_url is not None:
+        applied = await migrate(database.migration_url, database.app_role)
         log.info("migrate.done", applied=applied)
-    elif settings.embedded_database:
-        embedded = await start_embedded(settings)
+    elif database.embedded:
+        embedded = await start_embedded(database)
         await asyncio.to_thread(embedded.cluster.stop)
     else:
         raise SettingsError(
@@ -72,9 +73,9 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _bootstrap(settings: Settings) -> None:
-    superuser_url = settings.superuser_database_url
-    owner_url = settings.migration_database_url
-    app_url = settings.database_url
+    superuser_url = settings.database.superuser_url
+    owner_url = settings.database.migration_url
+    app_url = settings.database.url
     if superuser_url is None or owner_url is None or app_url is None:
         raise SettingsError(
             "bootstrap needs SUPERUSER_DATABASE_URL (a superuser), MIGRATION_DATABASE_URL "

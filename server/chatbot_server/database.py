@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 
 from chatbot_server.bootstrap import DatabasePlan, bootstrap_database
-from chatbot_server.config import Settings
+from chatbot_server.config import DatabaseSettings
 from chatbot_server.embedded_postgres import EmbeddedPostgres
 from chatbot_server.migrations import apply_migrations, require_current_schema
 from chatbot_server.vector_codec import register_vector_codec
@@ -34,32 +34,32 @@ class EmbeddedDatabase:
     app_url: str
 
 
-async def start_embedded(settings: Settings) -> EmbeddedDatabase:
+async def start_embedded(settings: DatabaseSettings) -> EmbeddedDatabase:
     """Starts the embedded cluster, creates roles and database, and migrates the schema."""
-    cluster = EmbeddedPostgres(settings.embedded_postgres_dir, settings.embedded_postgres_port)
+    cluster = EmbeddedPostgres(settings.embedded_dir, settings.embedded_port)
     await asyncio.to_thread(cluster.start)
     credentials = cluster.credentials
     plan = DatabasePlan(
         database=EMBEDDED_DATABASE,
         owner_role=EMBEDDED_OWNER_ROLE,
         owner_password=credentials.owner,
-        app_role=settings.database_app_role,
+        app_role=settings.app_role,
         app_password=credentials.app,
     )
     await bootstrap_database(cluster.superuser_url(), plan)
     owner_url = cluster.url(EMBEDDED_OWNER_ROLE, credentials.owner, EMBEDDED_DATABASE)
-    await migrate(owner_url, settings.database_app_role)
+    await migrate(owner_url, settings.app_role)
     log.info(
         "database.embedded",
         data_dir=str(cluster.data_dir),
         port=cluster.port,
         database=EMBEDDED_DATABASE,
-        app_role=settings.database_app_role,
+        app_role=settings.app_role,
     )
     return EmbeddedDatabase(
         cluster=cluster,
         owner_url=owner_url,
-        app_url=cluster.url(settings.database_app_role, credentials.app, EMBEDDED_DATABASE),
+        app_url=cluster.url(settings.app_role, credentials.app, EMBEDDED_DATABASE),
     )
 
 

@@ -14,7 +14,6 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 
 import asyncpg
 import numpy as np
@@ -22,6 +21,7 @@ import structlog
 
 from chatbot_server import document_store
 from chatbot_server.chunking import ChunkingPolicy
+from chatbot_server.config import IngestionSettings
 from chatbot_server.document_preparation import (
     PreparedDocument,
     bind_to_parent,
@@ -34,24 +34,24 @@ from chatbot_server.text_search import text_search_config
 
 log = structlog.get_logger(__name__)
 
-
-@dataclass(frozen=True)
-class IngestionSettings:
-    policy: ChunkingPolicy
-    lease_seconds: float
-    max_attempts: int
-    idle_poll_seconds: float
-    # Texts per embedding call; progress is saved after each.
-    embed_group_size: int = 16
+# Texts per embedding call; progress is saved after each.
+EMBED_GROUP_SIZE = 16
 
 
 class IngestionWorker:
     """Processes one document at a time until cancelled."""
 
-    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, settings: IngestionSettings) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder,
+        settings: IngestionSettings,
+        policy: ChunkingPolicy,
+    ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._settings = settings
+        self._policy = policy
         self._wakeup = asyncio.Event()
         self._executor: ProcessPoolExecutor | None = None
 
@@ -66,9 +66,7 @@ class IngestionWorker:
                 if not await self.process_next():
                     self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._wakeup.wait(), self._settings.idle_poll_seconds
-                        )
+                        await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_seconds)
         finally:
             self.close()
 
@@ -152,12 +150,12 @@ class IngestionWorker:
     async def _prepare(self, content: bytes) -> PreparedDocument:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._extraction_process(), prepare_document, content, self._settings.policy
+            self._extraction_process(), prepare_document, content, self._policy
         )
 
     async def _embed_and_store(self, job: document_store.Job, prepared: PreparedDocument) -> bool:
         texts = [chunk.text for chunk in prepared.chunks]
-        group = self._settings.embed_group_size
+        group = EMBED_GROUP_SIZE
         vectors = []
         for done in range(0, len(texts) + 1, group):
             if not await document_store.record_progress(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from chatbot_server.config import LlmSettings
 from chatbot_server.sse import SseParser
 
 
@@ -49,28 +50,14 @@ class ReportedUsage:
 LlmEvent = TextDelta | Finished | ReportedUsage
 
 
-@dataclass(frozen=True)
-class LlmTimeouts:
-    connect: float = 5.0
-    first_token: float = 30.0
-    total: float = 120.0
-
-
 class LlmClient:
     def __init__(
-        self,
-        http: httpx.AsyncClient,
-        base_url: str,
-        api_key: str,
-        timeouts: LlmTimeouts,
-        max_retries: int = 2,
-        backoff_seconds: float = 0.5,
+        self, http: httpx.AsyncClient, settings: LlmSettings, backoff_seconds: float = 0.5
     ) -> None:
         self._http = http
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"authorization": f"Bearer {api_key}"}
-        self._timeouts = timeouts
-        self._max_retries = max_retries
+        self._url = settings.base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"authorization": f"Bearer {settings.api_key}"}
+        self._settings = settings
         self._backoff = backoff_seconds
 
     async def stream(
@@ -82,12 +69,14 @@ class LlmClient:
         deadline_seconds: float | None = None,
     ) -> AsyncIterator[LlmEvent]:
         """Text deltas, then the usage (when reported) and the finish reason."""
-        budget = min(self._timeouts.total, deadline_seconds or self._timeouts.total)
+        total = self._settings.total_timeout_seconds
+        budget = min(total, deadline_seconds or total)
         ends_at = time.monotonic() + budget
         payload = {
             "model": model,
             "messages": messages,
             "temperature": temperature,
+            "max_tokens": self._settings.max_output_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
             "usage": {"include": True},
@@ -107,7 +96,7 @@ class LlmClient:
                 ) from None
             except LlmError as error:
                 retryable = error.kind in ("rate_limited", "unavailable")
-                if sent_text or not retryable or attempt >= self._max_retries:
+                if sent_text or not retryable or attempt >= self._settings.max_retries:
                     raise
                 delay = error.retry_after
                 if delay is None:
@@ -118,11 +107,12 @@ class LlmClient:
                 await asyncio.sleep(delay)
 
     async def _attempt(self, payload: dict[str, object], ends_at: float) -> AsyncIterator[LlmEvent]:
+        connect = self._settings.connect_timeout_seconds
         timeout = httpx.Timeout(
-            connect=self._timeouts.connect,
-            read=self._timeouts.first_token,
-            write=self._timeouts.connect,
-            pool=self._timeouts.connect,
+            connect=connect,
+            read=self._settings.first_token_timeout_seconds,
+            write=connect,
+            pool=connect,
         )
         try:
             async with self._http.stream(

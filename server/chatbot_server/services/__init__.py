@@ -53,7 +53,8 @@ def add_services(server: grpc.aio.Server, dependencies: ServiceDependencies) -> 
     documents = DocumentServicer(
         dependencies.pool,
         dependencies.embedder,
-        dependencies.settings,
+        dependencies.settings.documents,
+        dependencies.settings.retrieval,
         dependencies.document_queued,
         dependencies.shutting_down,
     )

@@ -13,7 +13,7 @@ import grpc
 
 from chatbot.v1 import common_pb2, document_service_pb2, document_service_pb2_grpc
 from chatbot_server import document_store, pagination
-from chatbot_server.config import Settings
+from chatbot_server.config import DocumentSettings, RetrievalSettings
 from chatbot_server.conversions import retrieved_chunk, timestamp
 from chatbot_server.document_store import DocumentFilter, DocumentRecord, NewDocument
 from chatbot_server.embeddings import Embedder, EmbeddingError
@@ -36,13 +36,15 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         self,
         pool: asyncpg.Pool,
         embedder: Embedder,
-        settings: Settings,
+        settings: DocumentSettings,
+        retrieval: RetrievalSettings,
         document_queued: Callable[[], None],
         shutting_down: asyncio.Event,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._settings = settings
+        self._retrieval = retrieval
         self._document_queued = document_queued
         self._shutting_down = shutting_down
 
@@ -190,8 +192,8 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
     async def Search(self, request: pb.SearchRequest, context: object) -> pb.SearchResponse:
         started = time.perf_counter()
         query = bounded_text("query", request.query, 2000, required=True)
-        top_k = bounded_int("top_k", request.top_k, self._settings.search_top_k, 50)
-        threshold = request.similarity_threshold or self._settings.similarity_threshold
+        top_k = bounded_int("top_k", request.top_k, self._retrieval.top_k, 50)
+        threshold = request.similarity_threshold or self._retrieval.similarity_threshold
         if not 0 <= threshold <= 1:
             raise bad_request("similarity_threshold", "must be from 0 to 1")
         where = search_filter(request.filter)
