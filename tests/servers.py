@@ -21,7 +21,9 @@ class RunningServer:
 
 def server_settings(database_url: str, redis_url: str | None, **env: str) -> Settings:
     """Settings for a server on a free loopback port that notices outages quickly, read
-    from environment variables as the server reads them; `env` adds or overrides some."""
+    from environment variables as the server reads them; `env` adds or overrides some.
+    Rate limits are off unless `env` turns them on: the suite's many quick calls from one
+    address would otherwise trip the burst limit."""
     return Settings.from_env(
         {
             "GRPC_ADDRESS": "127.0.0.1:0",
@@ -30,6 +32,7 @@ def server_settings(database_url: str, redis_url: str | None, **env: str) -> Set
             "HEALTH_CHECK_INTERVAL_SECONDS": "0.1",
             "DEPENDENCY_TIMEOUT_SECONDS": "1",
             "SHUTDOWN_GRACE_SECONDS": "2",
+            "RATE_LIMIT_ENABLED": "false",
             **env,
         }
     )

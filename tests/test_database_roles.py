@@ -19,6 +19,8 @@ TABLES = {
     "conversations",
     "messages",
     "feedback",
+    "budget_days",
+    "budget_reservations",
     "experiments",
     "answer_logs",
     "api_keys",

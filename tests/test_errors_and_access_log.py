@@ -23,23 +23,24 @@ def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
     raise AssertionError("no google.rpc.Status in the trailing metadata")
 
 
-async def test_unbuilt_rpc_is_unimplemented_with_its_name_and_error_info(
+async def test_admin_rpc_without_an_admin_key_is_denied_with_error_info(
     channel: grpc.aio.Channel,
 ) -> None:
     stub = admin_service_pb2_grpc.AdminServiceStub(channel)
     try:
         await stub.GetCostReport(admin_service_pb2.GetCostReportRequest(), timeout=5)
     except grpc.aio.AioRpcError as error:
-        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "/chatbot.v1.AdminService/GetCostReport" in (error.details() or "")
         status = rich_status(error)
-        assert status.code == grpc.StatusCode.UNIMPLEMENTED.value[0]
+        assert status.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
         info = error_details_pb2.ErrorInfo()
         assert status.details[0].Unpack(info)
-        assert (info.reason, info.domain) == ("NOT_IMPLEMENTED", "chatbot.v1")
+        assert (info.reason, info.domain) == ("ADMIN_REQUIRED", "chatbot.v1")
         assert info.metadata["method"] == "/chatbot.v1.AdminService/GetCostReport"
+        assert info.metadata["role"] == "anonymous"
     else:
-        raise AssertionError("GetCostReport answered")
+        raise AssertionError("GetCostReport answered an anonymous caller")
 
 
 async def test_request_id_is_echoed_and_logged_with_method_status_and_duration(

@@ -16,11 +16,12 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from chatbot.v1 import common_pb2
 from chatbot_server import chat_store
-from chatbot_server.answer_log_store import AnswerLogEntry, insert_answer_log
+from chatbot_server.answer_log_store import AnswerLogEntry, record_call
 from chatbot_server.errors import ServiceError
-from chatbot_server.pricing import call_cost_micro_usd
+from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.experiments import Assignment
+from chatbot_server.pricing import FREE, call_cost_micro_usd
 from chatbot_server.prompting import CHARS_PER_TOKEN
 from chatbot_server.retrieval import Hit
 
@@ -39,6 +40,8 @@ class AnswerOutcome:
     error: ServiceError | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # True when the tokens were estimated from characters rather than reported.
+    tokens_estimated: bool = False
     provider_cost_usd: float | None = None
     # Characters sent to the model, to estimate the tokens of a call cut short before the
     # provider reported its usage.
@@ -55,23 +58,28 @@ class AnswerIdentity:
     request_id: str
     method: str
     identity: str
+    api_key_id: UUID | None
     question: str
     conversation_id: UUID
     message_id: UUID
     model: str
     embedding_model: str
+    assignment: Assignment | None
+    # The budget reservation the ledger row settles.
+    reservation_id: UUID | None
 
 
-def cost_of(model: str, outcome: AnswerOutcome) -> tuple[int, common_pb2.CostSource.ValueType]:
-    """Micro-USD and where the figure comes from: the provider, else the pricing table."""
+def cost_of(model: str, outcome: AnswerOutcome) -> tuple[int, str]:
+    """Micro-USD and where the figure comes from (see `pricing.call_cost_micro_usd`)."""
     if not model:
-        return 0, common_pb2.COST_SOURCE_FREE
-    micro, from_provider = call_cost_micro_usd(
-        model, outcome.prompt_tokens, outcome.completion_tokens, outcome.provider_cost_usd
+        return 0, FREE
+    return call_cost_micro_usd(
+        model,
+        outcome.prompt_tokens,
+        outcome.completion_tokens,
+        outcome.provider_cost_usd,
+        outcome.tokens_estimated,
     )
-    if from_provider:
-        return micro, common_pb2.COST_SOURCE_PROVIDER
-    return micro, common_pb2.COST_SOURCE_PRICING_TABLE
 
 
 def estimate_unreported_usage(outcome: AnswerOutcome) -> None:
@@ -80,6 +88,7 @@ def estimate_unreported_usage(outcome: AnswerOutcome) -> None:
     if outcome.prompt_chars and not (outcome.prompt_tokens or outcome.completion_tokens):
         outcome.prompt_tokens = outcome.prompt_chars // CHARS_PER_TOKEN
         outcome.completion_tokens = len("".join(outcome.text)) // CHARS_PER_TOKEN
+        outcome.tokens_estimated = True
 
 
 def elapsed_ms(started: float) -> int:
@@ -88,12 +97,14 @@ def elapsed_ms(started: float) -> int:
 
 async def record_answer(
     pool: asyncpg.Pool,
+    budget: Budget,
     answer: AnswerIdentity,
     question_stored: asyncio.Future[None],
     outcome: AnswerOutcome,
     started: float,
 ) -> None:
-    """Writes the answer message and its ledger row; logs `answer.finished`."""
+    """Writes the answer message and its ledger row, which settles the call's budget
+    reservation to its real cost; logs `answer.finished`."""
     estimate_unreported_usage(outcome)
     micro, source = cost_of(answer.model, outcome)
     total_ms = elapsed_ms(started)
@@ -105,12 +116,14 @@ async def record_answer(
             status=_MESSAGE_STATUS.get(outcome.finish_reason, "complete"),
             model=answer.model, request_id=answer.request_id,
         )  # fmt: skip
-        await insert_answer_log(
+        assignment = answer.assignment
+        spent = await record_call(
             pool,
             AnswerLogEntry(
                 request_id=answer.request_id,
                 method=answer.method,
                 identity=answer.identity,
+                api_key_id=answer.api_key_id,
                 conversation_id=answer.conversation_id,
                 message_id=answer.message_id,
                 question=answer.question,
@@ -119,7 +132,7 @@ async def record_answer(
                 prompt_tokens=outcome.prompt_tokens,
                 completion_tokens=outcome.completion_tokens,
                 cost_micro_usd=micro,
-                cost_source=common_pb2.CostSource.Name(source).removeprefix("COST_SOURCE_").lower(),
+                cost_source=source,
                 total_ms=total_ms,
                 retrieval_ms=outcome.retrieval_ms,
                 generation_ms=max(0, total_ms - outcome.retrieval_ms),
@@ -127,11 +140,16 @@ async def record_answer(
                 chunks_retrieved=len(outcome.hits),
                 citation_count=len(outcome.citations),
                 top_similarity=max((h.candidate.similarity for h in outcome.hits), default=0.0),
+                experiment_id=assignment.experiment_id if assignment else None,
+                experiment_name=assignment.experiment_name if assignment else "",
+                experiment_variant=assignment.variant.name if assignment else "",
                 finish_reason=outcome.finish_reason,
                 error_type=outcome.error.reason if outcome.error else "",
                 error_message=outcome.error.message if outcome.error else "",
             ),
+            answer.reservation_id,
         )
+        budget.spent(spent)
     except (OSError, asyncpg.PostgresError) as error:
         log.error("answer.not_recorded", error=str(error))
     log.info(

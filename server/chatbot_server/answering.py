@@ -36,9 +36,12 @@ from chatbot_server.config import AnswerSettings, RetrievalSettings
 from chatbot_server.conversions import retrieved_chunk
 from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError
+from chatbot_server.governance.api_keys import ApiKeyRecord
+from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.experiments import ActiveExperiment, Assignment
 from chatbot_server.llm import Finished, LlmClient, LlmError, ReportedUsage, TextDelta
-from chatbot_server.pricing import to_usd
-from chatbot_server.prompting import build_messages, looks_english
+from chatbot_server.pricing import to_usd, worst_case_micro_usd
+from chatbot_server.prompting import SYSTEM_PROMPT, build_messages, looks_english
 from chatbot_server.retrieval import Hit, SearchFilter, retrieve
 
 log = structlog.get_logger(__name__)
@@ -52,6 +55,12 @@ _FINISH = {
     "cancelled": pb.FINISH_REASON_CANCELLED,
     "error": pb.FINISH_REASON_ERROR,
     "content_filter": pb.FINISH_REASON_CONTENT_FILTER,
+}
+_COST_SOURCES = {
+    "provider": common_pb2.COST_SOURCE_PROVIDER,
+    "pricing_table": common_pb2.COST_SOURCE_PRICING_TABLE,
+    "estimated": common_pb2.COST_SOURCE_ESTIMATED,
+    "free": common_pb2.COST_SOURCE_FREE,
 }
 _LLM_ERRORS = {
     "rate_limited": (grpc.StatusCode.RESOURCE_EXHAUSTED, "LLM_RATE_LIMITED"),
@@ -76,6 +85,22 @@ class Question:
     top_k: int
     include_retrieval: bool
     deadline_seconds: float | None
+    # The caller's API key: its id goes on the ledger, its budget is reserved against.
+    api_key: ApiKeyRecord | None = None
+    # Set when a budget is spent and BUDGET_EXHAUSTED_ACTION=offline.
+    budget_exhausted: ServiceError | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How this answer is made: the defaults, an experiment variant's settings, or offline."""
+
+    model: str
+    top_k: int
+    temperature: float
+    system_prompt: str
+    assignment: Assignment | None
+    offline_warning: str | None
 
 
 class Answerer:
@@ -86,20 +111,26 @@ class Answerer:
         llm: LlmClient | None,
         settings: AnswerSettings,
         retrieval: RetrievalSettings,
+        budget: Budget,
+        experiments: ActiveExperiment,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._llm = llm
         self._settings = settings
         self._retrieval = retrieval
+        self._budget = budget
+        self._experiments = experiments
 
     async def answer(self, question: Question) -> AsyncIterator[pb.StreamAnswerResponse]:
         started = time.perf_counter()
         outcome = AnswerOutcome()
         conversation_id = question.conversation_id or uuid.uuid4()
         question_id, message_id = uuid.uuid4(), uuid.uuid4()
-        model = "" if self._llm is None else self._model_for(question)
+        plan = await self._plan(question, conversation_id)
+        model = plan.model
         stored: asyncio.Future[None] | None = None
+        reservation: UUID | None = None
         try:
             yield pb.StreamAnswerResponse(
                 started=pb.AnswerStarted(
@@ -108,7 +139,8 @@ class Answerer:
                     assistant_message_id=str(message_id),
                     request_id=question.request_id,
                     model=model,
-                    offline=self._llm is None,
+                    offline=not model,
+                    experiment=_assignment_proto(plan.assignment),
                 )
             )
             history = (
@@ -116,7 +148,7 @@ class Answerer:
                 if question.conversation_id
                 else []
             )
-            outcome.hits = await self._retrieve(question, outcome, started)
+            outcome.hits = await self._retrieve(question, plan.top_k, outcome, started)
             # The question is stored while the model thinks: nothing on the way to the first
             # token waits for it (and retrieval, on two cores, ran faster without it).
             stored = asyncio.ensure_future(
@@ -129,13 +161,25 @@ class Answerer:
             warnings = []
             if not outcome.hits:
                 warnings.append("no document matched the question")
-            if self._llm is None:
-                warnings.append("offline: no language model is configured; the answer quotes "
-                                "the retrieved passages")  # fmt: skip
+            messages: list[dict[str, str]] = []
+            if model and outcome.hits:
+                messages = build_messages(
+                    question.text, outcome.hits, history,
+                    self._settings.history_token_budget, plan.system_prompt,
+                )  # fmt: skip
+                try:
+                    reservation = await self._reserve(question, model, messages)
+                except ServiceError as refusal:
+                    if self._budget.exhausted_action != "offline":
+                        raise
+                    model, messages = "", []
+                    warnings.append(_offline_for_budget(refusal))
+            if plan.offline_warning:
+                warnings.append(plan.offline_warning)
             events = (
-                self._offline(outcome)
-                if self._llm is None or not outcome.hits
-                else self._generate(question, model, history, outcome)
+                self._generate(question, model, messages, plan.temperature, outcome)
+                if messages
+                else self._offline(outcome)
             )
             async for event in self._with_heartbeats(events, started):
                 if outcome.first_token_ms == 0 and event.WhichOneof("event") == "delta":
@@ -168,13 +212,45 @@ class Answerer:
                 request_id=question.request_id,
                 method=question.method,
                 identity=question.identity,
+                api_key_id=question.api_key.id if question.api_key else None,
                 question=question.text,
                 conversation_id=conversation_id,
                 message_id=message_id,
                 model=model,
                 embedding_model=self._embedder.model_name,
+                assignment=plan.assignment,
+                reservation_id=reservation,
             )
-            await asyncio.shield(record_answer(self._pool, answer, stored, outcome, started))
+            recorded = record_answer(self._pool, self._budget, answer, stored, outcome, started)
+            await asyncio.shield(recorded)
+
+    async def _plan(self, question: Question, conversation_id: UUID) -> _Plan:
+        assignment = await self._experiments.assign(conversation_id)
+        variant = assignment.variant if assignment else None
+        model = self._model_for(question)
+        if variant is not None and variant.llm_model:
+            model = variant.llm_model
+        offline_warning = None
+        if self._llm is None:
+            model = ""
+            offline_warning = (
+                "offline: no language model is configured; the answer quotes the retrieved passages"
+            )
+        elif question.budget_exhausted is not None:
+            model = ""
+            offline_warning = _offline_for_budget(question.budget_exhausted)
+        return _Plan(
+            model=model,
+            top_k=question.top_k or (variant.top_k if variant else 0) or self._retrieval.top_k,
+            temperature=(
+                variant.temperature
+                if variant is not None and variant.temperature is not None
+                else self._settings.temperature
+            ),
+            system_prompt=(variant.system_prompt if variant else "") or SYSTEM_PROMPT,
+            assignment=assignment,
+            offline_warning=offline_warning,
+        )
 
     def _model_for(self, question: Question) -> str:
         english = (
@@ -183,6 +259,14 @@ class Answerer:
             else looks_english(question.text)
         )
         return self._settings.model if english else self._settings.multilingual_model
+
+    async def _reserve(
+        self, question: Question, model: str, messages: list[dict[str, str]]
+    ) -> UUID:
+        assert self._llm is not None
+        prompt = "".join(message["content"] for message in messages)
+        worst_case = worst_case_micro_usd(model, prompt, self._llm.max_output_tokens)
+        return await self._budget.reserve(question.api_key, worst_case)
 
     async def _store_question(
         self, question: Question, conversation_id: UUID, question_id: UUID
@@ -204,12 +288,12 @@ class Answerer:
         return [(m.role, m.content) for m in earlier[-HISTORY_MESSAGES:] if m.content]
 
     async def _retrieve(
-        self, question: Question, outcome: AnswerOutcome, started: float
+        self, question: Question, top_k: int, outcome: AnswerOutcome, started: float
     ) -> list[Hit]:
         try:
             hits = await retrieve(
                 self._pool, self._embedder, question.text, question.where,
-                question.top_k or self._retrieval.top_k, self._retrieval.similarity_threshold,
+                top_k, self._retrieval.similarity_threshold,
             )  # fmt: skip
         except EmbeddingError as error:
             raise ServiceError(
@@ -238,17 +322,19 @@ class Answerer:
         yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=text))
 
     async def _generate(
-        self, question: Question, model: str, history: list[tuple[str, str]], outcome: AnswerOutcome
+        self,
+        question: Question,
+        model: str,
+        messages: list[dict[str, str]],
+        temperature: float,
+        outcome: AnswerOutcome,
     ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
         assert self._llm is not None
-        messages = build_messages(
-            question.text, outcome.hits, history, self._settings.history_token_budget
-        )
         outcome.prompt_chars = sum(len(message["content"]) for message in messages)
         renumberer = CitationRenumberer(len(outcome.hits))
         try:
             async for event in self._llm.stream(
-                model, messages, temperature=self._settings.temperature,
+                model, messages, temperature=temperature,
                 deadline_seconds=question.deadline_seconds,
             ):  # fmt: skip
                 if isinstance(event, TextDelta):
@@ -323,7 +409,7 @@ class Answerer:
                 completion_tokens=outcome.completion_tokens,
                 total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
                 cost_usd=to_usd(micro),
-                cost_source=source,
+                cost_source=_COST_SOURCES[source],
             ),
             retrieval_ms=outcome.retrieval_ms,
             first_token_ms=outcome.first_token_ms,
@@ -347,3 +433,17 @@ def _citation(number: int, hit: Hit) -> dict[str, Any]:
         "chunk_text": found.text[:CITATION_TEXT_LIMIT],
         "relevance_score": hit.relevance,
     }
+
+
+def _offline_for_budget(refusal: ServiceError) -> str:
+    return f"offline: {refusal.message}; the answer quotes the retrieved passages"
+
+
+def _assignment_proto(assignment: Assignment | None) -> pb.ExperimentAssignment | None:
+    if assignment is None:
+        return None
+    return pb.ExperimentAssignment(
+        experiment_id=str(assignment.experiment_id),
+        experiment_name=assignment.experiment_name,
+        variant=assignment.variant.name,
+    )

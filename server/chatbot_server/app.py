@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import grpc
@@ -26,6 +27,20 @@ from chatbot_server.embeddings import (
     EmbeddingUsage,
     LocalEmbeddings,
     RemoteEmbeddings,
+)
+from chatbot_server.governance.alerts import BudgetAlerts
+from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.experiments import ActiveExperiment
+from chatbot_server.governance.interceptors import (
+    budget_gate_interceptor,
+    identity_interceptor,
+    rate_limit_interceptor,
+)
+from chatbot_server.governance.key_cache import ApiKeyCache
+from chatbot_server.governance.rate_limiter import (
+    InProcessRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
 )
 from chatbot_server.health import Dependency, DependencyMonitor, HealthService
 from chatbot_server.ingestion import IngestionWorker
@@ -54,8 +69,11 @@ class Resources:
     http: httpx.AsyncClient
     embedder: Embedder
     embedded: EmbeddedDatabase | None
+    budget: Budget
+    rate_limiter: RateLimiter
 
     async def close(self) -> None:
+        await self.budget.drain()
         await self.pool.close()
         await self.http.aclose()
         if self.redis is not None:
@@ -72,30 +90,47 @@ async def open_resources(settings: Settings) -> Resources:
     assert app_url is not None
     pool = await open_pool(app_url, database.pool_min_size, database.pool_max_size)
     redis_client = None
+    rate_limiter: RateLimiter
     if settings.redis.url is not None:
-        redis_client = redis.Redis.from_url(settings.redis.url)
+        timeout = settings.server.dependency_timeout_seconds
+        redis_client = redis.Redis.from_url(
+            settings.redis.url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        rate_limiter = RedisRateLimiter(redis_client)
     else:
-        log.warning("redis.not_configured", detail="REDIS_URL is unset")
+        log.warning(
+            "rate_limit.in_process",
+            detail="REDIS_URL is unset: rate limits are counted per server process",
+        )
+        rate_limiter = InProcessRateLimiter()
     # httpx's default of 100 connections would queue the 101st concurrent answer.
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(60.0, connect=5.0),
         limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
     )
+    # A reservation outlives any call it covers: the model call is bounded by its total
+    # timeout, the rest of an answer by much less.
+    reservation_ttl = timedelta(seconds=settings.llm.total_timeout_seconds + 300)
+    budget = Budget(pool, settings.budget, BudgetAlerts(http, settings.budget), reservation_ttl)
     return Resources(
         pool=pool,
         redis=redis_client,
         http=http,
-        embedder=_embedder(settings.embeddings, pool, http),
+        embedder=_embedder(settings.embeddings, pool, http, budget),
         embedded=embedded,
+        budget=budget,
+        rate_limiter=rate_limiter,
     )
 
 
-def _embedder(settings: EmbeddingSettings, pool: asyncpg.Pool, http: httpx.AsyncClient) -> Embedder:
+def _embedder(
+    settings: EmbeddingSettings, pool: asyncpg.Pool, http: httpx.AsyncClient, budget: Budget
+) -> Embedder:
     if settings.base_url is None:
         return LocalEmbeddings(settings.threads)
 
     async def record(usage: EmbeddingUsage) -> None:
-        await record_embedding_usage(pool, usage)
+        await record_embedding_usage(pool, budget, usage)
 
     return RemoteEmbeddings(
         http,
@@ -115,14 +150,22 @@ def ingestion_worker(settings: Settings, resources: Resources) -> IngestionWorke
     return IngestionWorker(resources.pool, resources.embedder, settings.ingestion, policy)
 
 
-def answerer(settings: Settings, resources: Resources) -> Answerer:
+def answerer(settings: Settings, resources: Resources, experiments: ActiveExperiment) -> Answerer:
     """Answers through OpenRouter when a key is set, else offline from the retrieved text."""
     llm = None
     if settings.llm.api_key is not None:
         llm = LlmClient(resources.http, settings.llm)
     else:
         log.warning("llm.offline", detail="OPENROUTER_API_KEY is unset; answers quote documents")
-    return Answerer(resources.pool, resources.embedder, llm, settings.answer, settings.retrieval)
+    return Answerer(
+        resources.pool,
+        resources.embedder,
+        llm,
+        settings.answer,
+        settings.retrieval,
+        resources.budget,
+        experiments,
+    )
 
 
 class ChatbotServer:
@@ -136,8 +179,11 @@ class ChatbotServer:
         self.workers = [
             ingestion_worker(settings, resources) for _ in range(settings.ingestion.workers)
         ]
+        self.api_keys = ApiKeyCache(resources.pool, settings.identity.api_key_cache_seconds)
+        self.experiments = ActiveExperiment(resources.pool)
         self.server = grpc.aio.server(
-            interceptors=[access_log_interceptor()], options=_SERVER_OPTIONS
+            interceptors=_interceptors(settings, resources, self.api_keys),
+            options=_SERVER_OPTIONS,
         )
         add_services(
             self.server,
@@ -147,7 +193,11 @@ class ChatbotServer:
                 settings=settings,
                 document_queued=self._wake_workers,
                 shutting_down=self.shutting_down,
-                answerer=answerer(settings, resources),
+                answerer=answerer(settings, resources, self.experiments),
+                budget=resources.budget,
+                rate_limiter=resources.rate_limiter,
+                api_keys=self.api_keys,
+                experiments=self.experiments,
             ),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -195,6 +245,17 @@ class ChatbotServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         log.info("server.stopped")
+
+
+def _interceptors(
+    settings: Settings, resources: Resources, api_keys: ApiKeyCache
+) -> list[grpc.aio.ServerInterceptor]:
+    """Outermost first: access log, identity, rate limit, budget gate."""
+    chain = [access_log_interceptor(), identity_interceptor(api_keys, settings.identity)]
+    if settings.rate_limits.enabled:
+        chain.append(rate_limit_interceptor(resources.rate_limiter, settings.rate_limits))
+    chain.append(budget_gate_interceptor(resources.budget))
+    return chain
 
 
 def _dependencies(resources: Resources) -> list[Dependency]:

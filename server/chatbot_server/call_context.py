@@ -7,6 +7,9 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from chatbot_server.errors import ServiceError
+from chatbot_server.governance.api_keys import ApiKeyRecord
+
 REQUEST_ID_KEY = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -18,9 +21,18 @@ class CallContext:
     request_id: str
     method: str
     peer: str
-    # Who is calling; API-key identities replace this once keys are enforced.
+    # Who is calling: "key:<API key id>", or "ip:<address>" for an anonymous caller.
     identity: str = "anonymous"
+    # The caller's API key, when it presented one.
+    api_key: ApiKeyRecord | None = None
+    # Set when a budget is spent and BUDGET_EXHAUSTED_ACTION=offline: answer without a model.
+    budget_exhausted: ServiceError | None = None
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def role(self) -> str:
+        """admin or client for a key; anonymous without one."""
+        return self.api_key.role if self.api_key is not None else "anonymous"
 
 
 _current: ContextVar[CallContext | None] = ContextVar("chatbot_call_context", default=None)
@@ -29,6 +41,13 @@ _current: ContextVar[CallContext | None] = ContextVar("chatbot_call_context", de
 def current_call() -> CallContext | None:
     """The call being handled by this task, if any."""
     return _current.get()
+
+
+def call_in_progress() -> CallContext:
+    """The call being handled; only for code that runs inside an RPC."""
+    call = _current.get()
+    assert call is not None, "the access-log interceptor sets the call context"
+    return call
 
 
 def set_current_call(call: CallContext) -> None:

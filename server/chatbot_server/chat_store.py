@@ -171,3 +171,39 @@ async def upsert_feedback(
         message_id, owner, rating, comment,
     )  # fmt: skip
     return FeedbackRecord(**dict(row))
+
+
+@dataclass(frozen=True)
+class FeedbackCounts:
+    positive: int
+    negative: int
+    answers: int
+
+
+async def feedback_counts(pool: asyncpg.Pool, since: datetime) -> FeedbackCounts:
+    """Ratings of the answers given since `since`, and how many answers there were."""
+    row = await pool.fetchrow(
+        """
+        SELECT (SELECT count(*) FROM feedback f JOIN messages m ON m.id = f.message_id
+                WHERE m.created_at >= $1 AND f.rating = 'positive') AS positive,
+               (SELECT count(*) FROM feedback f JOIN messages m ON m.id = f.message_id
+                WHERE m.created_at >= $1 AND f.rating = 'negative') AS negative,
+               (SELECT count(*) FROM messages
+                WHERE role = 'assistant' AND created_at >= $1) AS answers
+        """,
+        since,
+    )
+    return FeedbackCounts(int(row["positive"]), int(row["negative"]), int(row["answers"]))
+
+
+async def recent_comments(pool: asyncpg.Pool, since: datetime, limit: int) -> list[FeedbackRecord]:
+    rows = await pool.fetch(
+        """
+        SELECT id, message_id, rating, comment, created_at, updated_at FROM feedback
+        WHERE comment <> '' AND updated_at >= $1
+        ORDER BY updated_at DESC, id DESC LIMIT $2
+        """,
+        since,
+        limit,
+    )
+    return [FeedbackRecord(**dict(row)) for row in rows]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from chatbot_server.governance.rate_limit_rules import Rate, RateLimitPolicy, parse_rate
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -86,6 +88,16 @@ def flag(env: str, default: bool) -> Any:
     return _setting(env, default, read)
 
 
+def rate(env: str, default: str) -> Any:
+    def read(name: str, raw: str) -> Rate:
+        try:
+            return parse_rate(raw)
+        except ValueError as error:
+            raise SettingsError(f"{name}: {error}") from None
+
+    return _setting(env, parse_rate(default), read)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     grpc_address: str = text("GRPC_ADDRESS", "127.0.0.1:50051")
@@ -111,7 +123,7 @@ class DatabaseSettings:
     app_role: str = text("DATABASE_APP_ROLE", "chatbot_app")
     pool_min_size: int = integer("DB_POOL_MIN_SIZE", 1, 0)
     pool_max_size: int = integer("DB_POOL_MAX_SIZE", 10, 1)
-    embedded_dir: Path = path("EMBEDDED_POSTGRES_DIR", ".data/postgres")  # noqa: RUF009 (immutable)
+    embedded_dir: Path = path("EMBEDDED_POSTGRES_DIR", ".data/postgres")
     embedded_port: int = integer("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535)
 
     @property
@@ -181,6 +193,45 @@ class AnswerSettings:
 
 
 @dataclass(frozen=True)
+class IdentitySettings:
+    # Calls without an API key are served, identified by their peer address.
+    allow_anonymous: bool = flag("ALLOW_ANONYMOUS", True)
+    # How long a replica trusts what it read about a key: revocation takes this long.
+    api_key_cache_seconds: float = number("API_KEY_CACHE_SECONDS", 5.0, 0.0, 300.0)
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    enabled: bool = flag("RATE_LIMIT_ENABLED", True)
+    anonymous: Rate = rate("RATE_LIMIT_ANONYMOUS", "100/minute")
+    authenticated: Rate = rate("RATE_LIMIT_AUTHENTICATED", "1000/hour")
+    chat: Rate = rate("RATE_LIMIT_CHAT", "50/minute")
+    upload: Rate = rate("RATE_LIMIT_UPLOAD", "10/hour")
+    burst: Rate = rate("RATE_LIMIT_BURST", "20/second")
+    # Redis unreachable: "open" serves unlimited, "closed" refuses with UNAVAILABLE.
+    redis_failure: str = choice("RATE_LIMIT_REDIS_FAILURE", "open", ("open", "closed"))
+
+    @property
+    def policy(self) -> RateLimitPolicy:
+        return RateLimitPolicy(
+            self.anonymous, self.authenticated, self.chat, self.upload, self.burst
+        )
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    daily_usd: float = number("DAILY_COST_BUDGET_USD", 50.0, 0.0)
+    alert_threshold: float = number("BUDGET_ALERT_THRESHOLD", 0.8, 0.0, 1.0)
+    # At 100 %: "refuse" chat calls, or answer them "offline" from the documents.
+    exhausted_action: str = choice("BUDGET_EXHAUSTED_ACTION", "refuse", ("refuse", "offline"))
+    alert_webhook_url: str | None = optional_text("BUDGET_ALERT_WEBHOOK_URL")
+    # Comma-separated addresses; needs SMTP_URL.
+    alert_email: str | None = optional_text("BUDGET_ALERT_EMAIL")
+    smtp_url: str | None = optional_text("SMTP_URL")
+    alert_sender: str = text("BUDGET_ALERT_FROM", "chatbot@localhost")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server can be configured with. See README.md for the variables."""
 
@@ -194,6 +245,9 @@ class Settings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -222,3 +276,5 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
     if settings.documents.chunk_overlap_chars >= settings.documents.chunk_size_chars:
         raise SettingsError("CHUNK_OVERLAP_CHARS must be smaller than CHUNK_SIZE_CHARS")
+    if settings.budget.alert_email and not settings.budget.smtp_url:
+        raise SettingsError("BUDGET_ALERT_EMAIL needs SMTP_URL, the mail server to send through")

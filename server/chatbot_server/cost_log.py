@@ -5,33 +5,37 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
-from chatbot_server.answer_log_store import AnswerLogEntry, insert_answer_log
+from chatbot_server.answer_log_store import AnswerLogEntry, record_call
 from chatbot_server.call_context import current_call
 from chatbot_server.embeddings import EmbeddingUsage
+from chatbot_server.governance.budget import Budget
 from chatbot_server.pricing import to_usd
 
 log = structlog.get_logger(__name__)
 
 
-async def record_embedding_usage(pool: asyncpg.Pool, usage: EmbeddingUsage) -> None:
-    """One row per call to a paid embedding endpoint: tokens, cost, latency, error."""
+async def record_embedding_usage(pool: asyncpg.Pool, budget: Budget, usage: EmbeddingUsage) -> None:
+    """One ledger row per call to a paid embedding endpoint: tokens, cost, latency, error.
+    Its cost counts toward the day's budget (the caller's key's too, for a search)."""
     call = current_call()
-    await insert_answer_log(
+    spent = await record_call(
         pool,
         AnswerLogEntry(
             request_id=call.request_id if call else "",
             method=call.method if call else "ingestion/embeddings",
-            identity=call.peer if call else "ingestion-worker",
+            identity=call.identity if call else "ingestion-worker",
+            api_key_id=call.api_key.id if call and call.api_key else None,
             embedding_model=usage.model,
             prompt_tokens=usage.prompt_tokens,
             cost_micro_usd=usage.cost_micro_usd,
-            cost_source="provider" if usage.cost_from_provider else "pricing_table",
+            cost_source=usage.cost_source,
             total_ms=usage.latency_ms,
             finish_reason="error" if usage.error else "stop",
             error_type="EMBEDDING_FAILED" if usage.error else "",
             error_message=usage.error,
         ),
     )
+    budget.spent(spent)
     log.info(
         "embedding.cost",
         model=usage.model,

@@ -62,7 +62,7 @@ class EmbeddingUsage:
     model: str
     prompt_tokens: int
     cost_micro_usd: int
-    cost_from_provider: bool
+    cost_source: str
     latency_ms: int
     error: str
 
@@ -120,13 +120,13 @@ class RemoteEmbeddings:
         return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
     async def _record(self, tokens: int, provider_cost: object, started: float, error: str) -> None:
-        micro, from_provider = call_cost_micro_usd(self.model_name, tokens, 0, provider_cost)
+        micro, source = call_cost_micro_usd(self.model_name, tokens, 0, provider_cost)
         await self._record_usage(
             EmbeddingUsage(
                 model=self.model_name,
                 prompt_tokens=tokens,
                 cost_micro_usd=micro,
-                cost_from_provider=from_provider,
+                cost_source=source,
                 latency_ms=round((time.perf_counter() - started) * 1000),
                 error=error,
             )

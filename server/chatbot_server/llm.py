@@ -60,6 +60,11 @@ class LlmClient:
         self._settings = settings
         self._backoff = backoff_seconds
 
+    @property
+    def max_output_tokens(self) -> int:
+        """The `max_tokens` every request carries: the most a call can produce."""
+        return self._settings.max_output_tokens
+
     async def stream(
         self,
         model: str,

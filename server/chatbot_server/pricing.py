@@ -35,27 +35,49 @@ def price_of(model: str) -> Price | None:
     return None
 
 
-def cost_micro_usd(model: str, prompt_tokens: int, completion_tokens: int) -> int | None:
-    """Cost of a call from the pricing table, rounded up to a whole micro-dollar; None when
-    the model is not in the table."""
+# A model missing from the table is charged, and reserved for, at the dearest known price:
+# a budget must never be overrun because a model's price is unknown.
+FALLBACK_PRICE = max(PRICES.values(), key=lambda p: p.completion_per_million)
+
+# Where a call's cost figure comes from, as `answer_logs.cost_source` records it.
+PROVIDER = "provider"
+PRICING_TABLE = "pricing_table"
+ESTIMATED = "estimated"
+FREE = "free"
+
+
+def call_cost_micro_usd(
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    provider_cost_usd: object,
+    tokens_estimated: bool = False,
+) -> tuple[int, str]:
+    """What a call cost and where that figure comes from: the provider's reported USD when
+    it gave a number; else the pricing table; else (a model not in the table, or tokens
+    estimated from characters because the call was cut short) an estimate."""
+    if isinstance(provider_cost_usd, int | float):
+        return round(provider_cost_usd * MICRO_USD_PER_USD), PROVIDER
     price = price_of(model)
-    if price is None:
-        return None
-    # Tokens x USD per million tokens is exactly micro-USD.
+    micro = _micro_usd(price or FALLBACK_PRICE, prompt_tokens, completion_tokens)
+    if price is None or tokens_estimated:
+        return micro, ESTIMATED
+    return micro, PRICING_TABLE
+
+
+def worst_case_micro_usd(model: str, prompt: str, max_output_tokens: int) -> int:
+    """The most a call can cost: a byte-level tokenizer makes at most one token per UTF-8
+    byte of the prompt, and the provider stops at `max_output_tokens`."""
+    price = price_of(model) or FALLBACK_PRICE
+    return _micro_usd(price, len(prompt.encode()), max_output_tokens)
+
+
+def _micro_usd(price: Price, prompt_tokens: int, completion_tokens: int) -> int:
+    # Tokens x USD per million tokens is exactly micro-USD; rounded up to a whole one.
     exact = (
         prompt_tokens * price.prompt_per_million + completion_tokens * price.completion_per_million
     )
     return math.ceil(exact)
-
-
-def call_cost_micro_usd(
-    model: str, prompt_tokens: int, completion_tokens: int, provider_cost_usd: object
-) -> tuple[int, bool]:
-    """What a call cost, and whether the provider said so: its reported USD when it gave a
-    number, else the pricing table (0 for a model not in it)."""
-    if isinstance(provider_cost_usd, int | float):
-        return round(provider_cost_usd * MICRO_USD_PER_USD), True
-    return cost_micro_usd(model, prompt_tokens, completion_tokens) or 0, False
 
 
 def to_usd(micro_usd: int) -> float:

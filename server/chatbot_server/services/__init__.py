@@ -20,6 +20,10 @@ from chatbot.v1 import (
 from chatbot_server.answering import Answerer
 from chatbot_server.config import Settings
 from chatbot_server.embeddings import Embedder
+from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.experiments import ActiveExperiment
+from chatbot_server.governance.key_cache import ApiKeyCache
+from chatbot_server.governance.rate_limiter import RateLimiter
 from chatbot_server.services.admin import AdminServicer
 from chatbot_server.services.chat import ChatServicer
 from chatbot_server.services.documents import DocumentServicer
@@ -42,14 +46,22 @@ class ServiceDependencies:
     # Set when the server begins to shut down; long-lived streams end on it.
     shutting_down: asyncio.Event
     answerer: Answerer
+    budget: Budget
+    rate_limiter: RateLimiter
+    api_keys: ApiKeyCache
+    experiments: ActiveExperiment
 
 
 def add_services(server: grpc.aio.Server, dependencies: ServiceDependencies) -> None:
     """Registers the three `chatbot.v1` services."""
     chat = ChatServicer(dependencies.pool, dependencies.answerer)
-    # mypy sees the generated base's abstract methods; UnimplementedFallback fills the
-    # ones AdminServicer does not define yet when its class is created.
-    admin = AdminServicer()  # type: ignore[abstract]
+    admin = AdminServicer(
+        dependencies.pool,
+        dependencies.budget,
+        dependencies.rate_limiter,
+        dependencies.api_keys,
+        dependencies.experiments,
+    )
     documents = DocumentServicer(
         dependencies.pool,
         dependencies.embedder,

@@ -87,6 +87,8 @@ class BudgetStatus(_message.Message):
     ALERT_THRESHOLD_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     RESET_TIME_FIELD_NUMBER: _builtins.int
+    RESERVED_USD_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
     day: _builtins.str
     """The UTC day, as YYYY-MM-DD."""
     spent_usd: _builtins.float
@@ -99,6 +101,10 @@ class BudgetStatus(_message.Message):
     """The fraction of the budget at which the alert is sent, for example 0.8."""
     level: Global___BudgetLevel.ValueType
     """Where spending stands."""
+    reserved_usd: _builtins.float
+    """Held for answers in progress: their worst-case cost, settled when they end."""
+    scope: _builtins.str
+    """Whose budget: "global", or an API key's id."""
     @_builtins.property
     def reset_time(self) -> _timestamp_pb2.Timestamp:
         """When the budget resets (the next UTC midnight)."""
@@ -113,10 +119,12 @@ class BudgetStatus(_message.Message):
         alert_threshold: _builtins.float = ...,
         level: Global___BudgetLevel.ValueType = ...,
         reset_time: _timestamp_pb2.Timestamp | None = ...,
+        reserved_usd: _builtins.float = ...,
+        scope: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reset_time", b"reset_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_threshold", b"alert_threshold", "budget_usd", b"budget_usd", "day", b"day", "level", b"level", "reset_time", b"reset_time", "spent_usd", b"spent_usd", "used_fraction", b"used_fraction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_threshold", b"alert_threshold", "budget_usd", b"budget_usd", "day", b"day", "level", b"level", "reserved_usd", b"reserved_usd", "reset_time", b"reset_time", "scope", b"scope", "spent_usd", b"spent_usd", "used_fraction", b"used_fraction"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -157,6 +165,7 @@ class CostBreakdown(_message.Message):
     COST_USD_FIELD_NUMBER: _builtins.int
     MEAN_LATENCY_MS_FIELD_NUMBER: _builtins.int
     ERROR_COUNT_FIELD_NUMBER: _builtins.int
+    COST_PER_REQUEST_USD_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The group's key: a model name, an RPC method or a day (YYYY-MM-DD)."""
     request_count: _builtins.int
@@ -171,6 +180,8 @@ class CostBreakdown(_message.Message):
     """Mean total latency in milliseconds."""
     error_count: _builtins.int
     """Calls that failed."""
+    cost_per_request_usd: _builtins.float
+    """cost_usd / request_count; 0 without calls."""
     def __init__(
         self,
         *,
@@ -181,10 +192,11 @@ class CostBreakdown(_message.Message):
         cost_usd: _builtins.float = ...,
         mean_latency_ms: _builtins.float = ...,
         error_count: _builtins.int = ...,
+        cost_per_request_usd: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "error_count", b"error_count", "key", b"key", "mean_latency_ms", b"mean_latency_ms", "prompt_tokens", b"prompt_tokens", "request_count", b"request_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_tokens", b"completion_tokens", "cost_per_request_usd", b"cost_per_request_usd", "cost_usd", b"cost_usd", "error_count", b"error_count", "key", b"key", "mean_latency_ms", b"mean_latency_ms", "prompt_tokens", b"prompt_tokens", "request_count", b"request_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -203,6 +215,7 @@ class GetCostReportResponse(_message.Message):
     BY_METHOD_FIELD_NUMBER: _builtins.int
     BY_DAY_FIELD_NUMBER: _builtins.int
     BUDGET_FIELD_NUMBER: _builtins.int
+    BY_VARIANT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Start of the covered range (a UTC midnight)."""
@@ -231,6 +244,10 @@ class GetCostReportResponse(_message.Message):
     def budget(self) -> Global___BudgetStatus:
         """Today's budget status."""
 
+    @_builtins.property
+    def by_variant(self) -> _containers.RepeatedCompositeFieldContainer[Global___CostBreakdown]:
+        """Per experiment variant, as "experiment/variant", most expensive first."""
+
     def __init__(
         self,
         *,
@@ -241,10 +258,11 @@ class GetCostReportResponse(_message.Message):
         by_method: _abc.Iterable[Global___CostBreakdown] | None = ...,
         by_day: _abc.Iterable[Global___CostBreakdown] | None = ...,
         budget: Global___BudgetStatus | None = ...,
+        by_variant: _abc.Iterable[Global___CostBreakdown] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "end_time", b"end_time", "start_time", b"start_time", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "by_day", b"by_day", "by_method", b"by_method", "by_model", b"by_model", "end_time", b"end_time", "start_time", b"start_time", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "by_day", b"by_day", "by_method", b"by_method", "by_model", b"by_model", "by_variant", b"by_variant", "end_time", b"end_time", "start_time", b"start_time", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -256,12 +274,17 @@ class GetBudgetStatusRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    API_KEY_ID_FIELD_NUMBER: _builtins.int
+    api_key_id: _builtins.str
+    """Also report this API key's own budget (UUID); empty for the global budget only."""
     def __init__(
         self,
+        *,
+        api_key_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key_id", b"api_key_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -274,18 +297,24 @@ class GetBudgetStatusResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BUDGET_FIELD_NUMBER: _builtins.int
+    KEY_BUDGET_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def budget(self) -> Global___BudgetStatus:
-        """Today's budget status."""
+        """Today's global budget status."""
+
+    @_builtins.property
+    def key_budget(self) -> Global___BudgetStatus:
+        """The named API key's budget status; unset when none was named or the key has no budget."""
 
     def __init__(
         self,
         *,
         budget: Global___BudgetStatus | None = ...,
+        key_budget: Global___BudgetStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "key_budget", b"key_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "key_budget", b"key_budget"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -612,7 +641,7 @@ class ExperimentVariant(_message.Message):
     top_k: _builtins.int
     """How many chunks to retrieve; 0 uses the service default."""
     temperature: _builtins.float
-    """Sampling temperature, 0 to 2."""
+    """Sampling temperature, up to 2; 0 uses the service default."""
     system_prompt: _builtins.str
     """Replaces the default instructions to the model when set."""
     def __init__(
@@ -888,6 +917,116 @@ class UpdateExperimentResponse(_message.Message):
 Global___UpdateExperimentResponse: _TypeAlias = UpdateExperimentResponse  # noqa: Y015
 
 @_typing.final
+class GetExperimentResultsRequest(_message.Message):
+    """Request of GetExperimentResults."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    experiment_id: _builtins.str
+    """The experiment's id (UUID)."""
+    def __init__(
+        self,
+        *,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExperimentResultsRequest: _TypeAlias = GetExperimentResultsRequest  # noqa: Y015
+
+@_typing.final
+class VariantResults(_message.Message):
+    """How one variant of an experiment did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VARIANT_FIELD_NUMBER: _builtins.int
+    ANSWER_COUNT_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    COST_PER_ANSWER_USD_FIELD_NUMBER: _builtins.int
+    P50_LATENCY_MS_FIELD_NUMBER: _builtins.int
+    P95_LATENCY_MS_FIELD_NUMBER: _builtins.int
+    ERROR_COUNT_FIELD_NUMBER: _builtins.int
+    POSITIVE_COUNT_FIELD_NUMBER: _builtins.int
+    NEGATIVE_COUNT_FIELD_NUMBER: _builtins.int
+    POSITIVE_FRACTION_FIELD_NUMBER: _builtins.int
+    variant: _builtins.str
+    """The variant's name."""
+    answer_count: _builtins.int
+    """Answers given with it."""
+    cost_usd: _builtins.float
+    """Their cost in US dollars."""
+    cost_per_answer_usd: _builtins.float
+    """cost_usd / answer_count."""
+    p50_latency_ms: _builtins.float
+    """Median total latency in milliseconds."""
+    p95_latency_ms: _builtins.float
+    """95th-percentile total latency in milliseconds."""
+    error_count: _builtins.int
+    """Answers that failed."""
+    positive_count: _builtins.int
+    """Positive ratings of its answers."""
+    negative_count: _builtins.int
+    """Negative ratings of its answers."""
+    positive_fraction: _builtins.float
+    """positive / (positive + negative); 0 without ratings."""
+    def __init__(
+        self,
+        *,
+        variant: _builtins.str = ...,
+        answer_count: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        cost_per_answer_usd: _builtins.float = ...,
+        p50_latency_ms: _builtins.float = ...,
+        p95_latency_ms: _builtins.float = ...,
+        error_count: _builtins.int = ...,
+        positive_count: _builtins.int = ...,
+        negative_count: _builtins.int = ...,
+        positive_fraction: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_count", b"answer_count", "cost_per_answer_usd", b"cost_per_answer_usd", "cost_usd", b"cost_usd", "error_count", b"error_count", "negative_count", b"negative_count", "p50_latency_ms", b"p50_latency_ms", "p95_latency_ms", b"p95_latency_ms", "positive_count", b"positive_count", "positive_fraction", b"positive_fraction", "variant", b"variant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VariantResults: _TypeAlias = VariantResults  # noqa: Y015
+
+@_typing.final
+class GetExperimentResultsResponse(_message.Message):
+    """Response of GetExperimentResults."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    VARIANTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def experiment(self) -> Global___Experiment:
+        """The experiment."""
+
+    @_builtins.property
+    def variants(self) -> _containers.RepeatedCompositeFieldContainer[Global___VariantResults]:
+        """One entry per variant, in the experiment's order, including variants without answers."""
+
+    def __init__(
+        self,
+        *,
+        experiment: Global___Experiment | None = ...,
+        variants: _abc.Iterable[Global___VariantResults] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "variants", b"variants"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExperimentResultsResponse: _TypeAlias = GetExperimentResultsResponse  # noqa: Y015
+
+@_typing.final
 class ClearRateLimitsRequest(_message.Message):
     """Request of ClearRateLimits."""
 
@@ -946,6 +1085,8 @@ class ApiKey(_message.Message):
     REVOKED_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_USE_TIME_FIELD_NUMBER: _builtins.int
+    DAILY_BUDGET_USD_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     api_key_id: _builtins.str
     """The key's id (UUID)."""
     name: _builtins.str
@@ -956,13 +1097,17 @@ class ApiKey(_message.Message):
     """The first characters of the secret, to recognise it."""
     revoked: _builtins.bool
     """Whether the key was revoked."""
+    daily_budget_usd: _builtins.float
+    """The key's own daily budget in US dollars; unset when only the global budget applies."""
+    rate_limit: _builtins.str
+    """Replaces RATE_LIMIT_AUTHENTICATED for this key, for example "5000/hour"; empty keeps it."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the key was created."""
 
     @_builtins.property
     def last_use_time(self) -> _timestamp_pb2.Timestamp:
-        """When the key was last used; unset if never."""
+        """When the key was last used (to within API_KEY_CACHE_SECONDS); unset if never."""
 
     def __init__(
         self,
@@ -974,12 +1119,16 @@ class ApiKey(_message.Message):
         revoked: _builtins.bool = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         last_use_time: _timestamp_pb2.Timestamp | None = ...,
+        daily_budget_usd: _builtins.float | None = ...,
+        rate_limit: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_use_time", b"last_use_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "create_time", b"create_time", "daily_budget_usd", b"daily_budget_usd", "last_use_time", b"last_use_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key_id", b"api_key_id", "create_time", b"create_time", "last_use_time", b"last_use_time", "name", b"name", "prefix", b"prefix", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "api_key_id", b"api_key_id", "create_time", b"create_time", "daily_budget_usd", b"daily_budget_usd", "last_use_time", b"last_use_time", "name", b"name", "prefix", b"prefix", "rate_limit", b"rate_limit", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__daily_budget_usd: _TypeAlias = _typing.Literal["daily_budget_usd"]  # noqa: Y015
+    _WhichOneofArgType__daily_budget_usd: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__daily_budget_usd) -> _WhichOneofReturnType__daily_budget_usd | None: ...
 
 Global___ApiKey: _TypeAlias = ApiKey  # noqa: Y015
 
@@ -991,21 +1140,31 @@ class CreateApiKeyRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    DAILY_BUDGET_USD_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A name for people, 1 to 100 characters."""
     role: Global___ApiKeyRole.ValueType
     """What the key may do; must be set."""
+    daily_budget_usd: _builtins.float
+    """A daily budget of the key's own in US dollars, on top of the global one; unset for none."""
+    rate_limit: _builtins.str
+    """Replaces RATE_LIMIT_AUTHENTICATED for this key, for example "5000/hour"; empty keeps it."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         role: Global___ApiKeyRole.ValueType = ...,
+        daily_budget_usd: _builtins.float | None = ...,
+        rate_limit: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "daily_budget_usd", b"daily_budget_usd"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "daily_budget_usd", b"daily_budget_usd", "name", b"name", "rate_limit", b"rate_limit", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__daily_budget_usd: _TypeAlias = _typing.Literal["daily_budget_usd"]  # noqa: Y015
+    _WhichOneofArgType__daily_budget_usd: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__daily_budget_usd) -> _WhichOneofReturnType__daily_budget_usd | None: ...
 
 Global___CreateApiKeyRequest: _TypeAlias = CreateApiKeyRequest  # noqa: Y015
 

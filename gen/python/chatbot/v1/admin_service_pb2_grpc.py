@@ -77,6 +77,11 @@ class AdminServiceStub:
                 request_serializer=chatbot_dot_v1_dot_admin__service__pb2.UpdateExperimentRequest.SerializeToString,
                 response_deserializer=chatbot_dot_v1_dot_admin__service__pb2.UpdateExperimentResponse.FromString,
                 _registered_method=True)
+        self.GetExperimentResults = channel.unary_unary(
+                '/chatbot.v1.AdminService/GetExperimentResults',
+                request_serializer=chatbot_dot_v1_dot_admin__service__pb2.GetExperimentResultsRequest.SerializeToString,
+                response_deserializer=chatbot_dot_v1_dot_admin__service__pb2.GetExperimentResultsResponse.FromString,
+                _registered_method=True)
         self.ClearRateLimits = channel.unary_unary(
                 '/chatbot.v1.AdminService/ClearRateLimits',
                 request_serializer=chatbot_dot_v1_dot_admin__service__pb2.ClearRateLimitsRequest.SerializeToString,
@@ -113,7 +118,7 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetBudgetStatus(self, request, context):
-        """Returns today's spending against the daily budget.
+        """Returns today's spending against the daily budget, and one API key's against its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -155,7 +160,16 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateExperiment(self, request, context):
-        """Changes an experiment: the fields named in `update_mask` are replaced.
+        """Changes an experiment: the fields named in `update_mask` are replaced. Setting
+        `active` to false stops it; setting it to true starts it (FAILED_PRECONDITION while
+        another experiment is active).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperimentResults(self, request, context):
+        """Compares an experiment's variants: answers, cost, latency percentiles, feedback.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -231,6 +245,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.UpdateExperiment,
                     request_deserializer=chatbot_dot_v1_dot_admin__service__pb2.UpdateExperimentRequest.FromString,
                     response_serializer=chatbot_dot_v1_dot_admin__service__pb2.UpdateExperimentResponse.SerializeToString,
+            ),
+            'GetExperimentResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperimentResults,
+                    request_deserializer=chatbot_dot_v1_dot_admin__service__pb2.GetExperimentResultsRequest.FromString,
+                    response_serializer=chatbot_dot_v1_dot_admin__service__pb2.GetExperimentResultsResponse.SerializeToString,
             ),
             'ClearRateLimits': grpc.unary_unary_rpc_method_handler(
                     servicer.ClearRateLimits,
@@ -472,6 +491,33 @@ class AdminService:
             '/chatbot.v1.AdminService/UpdateExperiment',
             chatbot_dot_v1_dot_admin__service__pb2.UpdateExperimentRequest.SerializeToString,
             chatbot_dot_v1_dot_admin__service__pb2.UpdateExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperimentResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatbot.v1.AdminService/GetExperimentResults',
+            chatbot_dot_v1_dot_admin__service__pb2.GetExperimentResultsRequest.SerializeToString,
+            chatbot_dot_v1_dot_admin__service__pb2.GetExperimentResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,7 +39,7 @@ class AdminServiceStub:
     GetCostReport: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetCostReportRequest, _admin_service_pb2.GetCostReportResponse]
     """Reports LLM and embedding costs over the last days, by model, by method and by day."""
     GetBudgetStatus: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetBudgetStatusRequest, _admin_service_pb2.GetBudgetStatusResponse]
-    """Returns today's spending against the daily budget."""
+    """Returns today's spending against the daily budget, and one API key's against its own."""
     ListAnswerLogs: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAnswerLogsRequest, _admin_service_pb2.ListAnswerLogsResponse]
     """Lists the log of answered questions, newest first."""
     GetFeedbackSummary: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetFeedbackSummaryRequest, _admin_service_pb2.GetFeedbackSummaryResponse]
@@ -51,7 +51,12 @@ class AdminServiceStub:
     ListExperiments: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListExperimentsRequest, _admin_service_pb2.ListExperimentsResponse]
     """Lists experiments, newest first."""
     UpdateExperiment: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateExperimentRequest, _admin_service_pb2.UpdateExperimentResponse]
-    """Changes an experiment: the fields named in `update_mask` are replaced."""
+    """Changes an experiment: the fields named in `update_mask` are replaced. Setting
+    `active` to false stops it; setting it to true starts it (FAILED_PRECONDITION while
+    another experiment is active).
+    """
+    GetExperimentResults: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetExperimentResultsRequest, _admin_service_pb2.GetExperimentResultsResponse]
+    """Compares an experiment's variants: answers, cost, latency percentiles, feedback."""
     ClearRateLimits: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ClearRateLimitsRequest, _admin_service_pb2.ClearRateLimitsResponse]
     """Clears the rate-limit counters of one identity, or of all."""
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateApiKeyRequest, _admin_service_pb2.CreateApiKeyResponse]
@@ -72,7 +77,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     GetCostReport: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetCostReportRequest, _admin_service_pb2.GetCostReportResponse]  # type: ignore[assignment]
     """Reports LLM and embedding costs over the last days, by model, by method and by day."""
     GetBudgetStatus: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetBudgetStatusRequest, _admin_service_pb2.GetBudgetStatusResponse]  # type: ignore[assignment]
-    """Returns today's spending against the daily budget."""
+    """Returns today's spending against the daily budget, and one API key's against its own."""
     ListAnswerLogs: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAnswerLogsRequest, _admin_service_pb2.ListAnswerLogsResponse]  # type: ignore[assignment]
     """Lists the log of answered questions, newest first."""
     GetFeedbackSummary: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetFeedbackSummaryRequest, _admin_service_pb2.GetFeedbackSummaryResponse]  # type: ignore[assignment]
@@ -84,7 +89,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListExperiments: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListExperimentsRequest, _admin_service_pb2.ListExperimentsResponse]  # type: ignore[assignment]
     """Lists experiments, newest first."""
     UpdateExperiment: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateExperimentRequest, _admin_service_pb2.UpdateExperimentResponse]  # type: ignore[assignment]
-    """Changes an experiment: the fields named in `update_mask` are replaced."""
+    """Changes an experiment: the fields named in `update_mask` are replaced. Setting
+    `active` to false stops it; setting it to true starts it (FAILED_PRECONDITION while
+    another experiment is active).
+    """
+    GetExperimentResults: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetExperimentResultsRequest, _admin_service_pb2.GetExperimentResultsResponse]  # type: ignore[assignment]
+    """Compares an experiment's variants: answers, cost, latency percentiles, feedback."""
     ClearRateLimits: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ClearRateLimitsRequest, _admin_service_pb2.ClearRateLimitsResponse]  # type: ignore[assignment]
     """Clears the rate-limit counters of one identity, or of all."""
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateApiKeyRequest, _admin_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
@@ -114,7 +124,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.GetBudgetStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetBudgetStatusResponse, _abc.Awaitable[_admin_service_pb2.GetBudgetStatusResponse]]:
-        """Returns today's spending against the daily budget."""
+        """Returns today's spending against the daily budget, and one API key's against its own."""
 
     @_abc_1.abstractmethod
     def ListAnswerLogs(
@@ -162,7 +172,18 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.UpdateExperimentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.UpdateExperimentResponse, _abc.Awaitable[_admin_service_pb2.UpdateExperimentResponse]]:
-        """Changes an experiment: the fields named in `update_mask` are replaced."""
+        """Changes an experiment: the fields named in `update_mask` are replaced. Setting
+        `active` to false stops it; setting it to true starts it (FAILED_PRECONDITION while
+        another experiment is active).
+        """
+
+    @_abc_1.abstractmethod
+    def GetExperimentResults(
+        self,
+        request: _admin_service_pb2.GetExperimentResultsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetExperimentResultsResponse, _abc.Awaitable[_admin_service_pb2.GetExperimentResultsResponse]]:
+        """Compares an experiment's variants: answers, cost, latency percentiles, feedback."""
 
     @_abc_1.abstractmethod
     def ClearRateLimits(

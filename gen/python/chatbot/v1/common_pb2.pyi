@@ -57,6 +57,11 @@ class _CostSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CostSource
     """Estimated from the service's pricing table."""
     COST_SOURCE_FREE: _CostSource.ValueType  # 3
     """No paid model was used (offline answers, local embeddings)."""
+    COST_SOURCE_ESTIMATED: _CostSource.ValueType  # 4
+    """Estimated: the model is not in the pricing table (charged at its dearest price), or
+    the call was cut short before the provider reported its usage (tokens estimated from
+    the characters sent and received).
+    """
 
 class CostSource(_CostSource, metaclass=_CostSourceEnumTypeWrapper):
     """Where a reported cost comes from."""
@@ -69,6 +74,11 @@ COST_SOURCE_PRICING_TABLE: CostSource.ValueType  # 2
 """Estimated from the service's pricing table."""
 COST_SOURCE_FREE: CostSource.ValueType  # 3
 """No paid model was used (offline answers, local embeddings)."""
+COST_SOURCE_ESTIMATED: CostSource.ValueType  # 4
+"""Estimated: the model is not in the pricing table (charged at its dearest price), or
+the call was cut short before the provider reported its usage (tokens estimated from
+the characters sent and received).
+"""
 Global___CostSource: _TypeAlias = CostSource  # noqa: Y015
 
 @_typing.final

@@ -1,0 +1,203 @@
+"""The governance interceptors, in the order the server chains them after the access log:
+identity (who calls, may they call this), rate limit (how often), budget gate (at what
+cost). Each is one `around` on the generic handler wrapper; health and reflection pass
+untouched."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+import grpc
+import structlog
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2
+
+from chatbot_server.call_context import call_in_progress
+from chatbot_server.config import IdentitySettings, RateLimitSettings
+from chatbot_server.errors import ServiceError
+from chatbot_server.governance.api_keys import MalformedCredentials, secret_from_metadata
+from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.key_cache import ApiKeyCache
+from chatbot_server.governance.rate_limit_rules import (
+    CHAT_METHOD,
+    Decision,
+    parse_rate,
+    response_headers,
+)
+from chatbot_server.governance.rate_limiter import LimiterUnavailable, RateLimiter
+from chatbot_server.interception import AroundInterceptor
+
+log = structlog.get_logger(__name__)
+
+GOVERNED_PREFIX = "/chatbot.v1."
+ADMIN_PREFIX = "/chatbot.v1.AdminService/"
+# Changing the document set is an administrator's job once anonymous access is off.
+DOCUMENT_ADMIN_METHODS = frozenset(
+    f"/chatbot.v1.DocumentService/{name}"
+    for name in ("DeleteDocument", "ReprocessDocument", "ReprocessAllDocuments")
+)
+_PEER = re.compile(r"^ipv[46]:\[?(?P<address>[^\]]*?)\]?:\d+$")
+
+
+def governed(method: str) -> bool:
+    return method.startswith(GOVERNED_PREFIX)
+
+
+def admin_required(method: str, allow_anonymous: bool) -> bool:
+    return method.startswith(ADMIN_PREFIX) or (
+        not allow_anonymous and method in DOCUMENT_ADMIN_METHODS
+    )
+
+
+def anonymous_identity(peer: str) -> str:
+    """ "ip:ADDRESS" from a gRPC peer such as "ipv4:10.0.0.7:51234" or "ipv6:[::1]:5123"."""
+    match = _PEER.match(peer)
+    return f"ip:{match['address']}" if match else f"peer:{peer}"
+
+
+class _Before:
+    """An `around` that only acts before the handler runs."""
+
+    def __init__(self, action: Awaitable[None]) -> None:
+        self._action = action
+
+    async def __aenter__(self) -> None:
+        await self._action
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+
+def _before(
+    action: Callable[[str, grpc.aio.ServicerContext], Awaitable[None]],
+    applies_to: Callable[[str], bool],
+) -> AroundInterceptor:
+    return AroundInterceptor(lambda method, context: _Before(action(method, context)), applies_to)
+
+
+def identity_interceptor(keys: ApiKeyCache, settings: IdentitySettings) -> AroundInterceptor:
+    async def identify(method: str, context: grpc.aio.ServicerContext) -> None:
+        call = call_in_progress()
+        try:
+            secret = secret_from_metadata(context.invocation_metadata())
+        except MalformedCredentials as error:
+            raise _invalid_key(str(error)) from None
+        if secret is None:
+            if not settings.allow_anonymous:
+                raise ServiceError(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "an API key is required: send 'authorization: Bearer <key>' or "
+                    "'x-api-key: <key>'",
+                    reason="API_KEY_REQUIRED",
+                )
+            call.identity = anonymous_identity(call.peer)
+        else:
+            key = await keys.lookup(secret)
+            if key is None or key.revoked:
+                raise _invalid_key("the API key is unknown or revoked")
+            call.identity, call.api_key = f"key:{key.id}", key
+        if admin_required(method, settings.allow_anonymous) and call.role != "admin":
+            raise ServiceError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method} needs an API key with the admin role",
+                reason="ADMIN_REQUIRED",
+                metadata={"method": method, "role": call.role},
+            )
+
+    return _before(identify, governed)
+
+
+def _invalid_key(why: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNAUTHENTICATED, why, reason="INVALID_API_KEY")
+
+
+def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) -> AroundInterceptor:
+    policy = settings.policy
+    outage = {"ongoing": False}
+
+    async def limit(method: str, context: grpc.aio.ServicerContext) -> None:
+        call = call_in_progress()
+        key = call.api_key
+        override = parse_rate(key.rate_limit) if key is not None and key.rate_limit else None
+        limits = policy.limits_for(method, key is not None, override)
+        try:
+            decision = await limiter.acquire(call.identity, limits)
+        except LimiterUnavailable as error:
+            if not outage["ongoing"]:
+                outage["ongoing"] = True
+                log.error("rate_limit.redis_unreachable", error=str(error),
+                          failure_mode=settings.redis_failure)  # fmt: skip
+            if settings.redis_failure == "closed":
+                raise ServiceError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "rate limits cannot be checked because Redis is unreachable; retry shortly",
+                    reason="RATE_LIMITER_UNAVAILABLE",
+                    details=[error_details_pb2.RetryInfo(retry_delay=Duration(seconds=1))],
+                ) from None
+            return
+        if outage["ongoing"]:
+            outage["ongoing"] = False
+            log.info("rate_limit.redis_reachable")
+        headers = response_headers(call.identity, decision)
+        if not decision.allowed:
+            call.response_metadata.extend(headers)
+            raise _rate_limited(call.identity, decision)
+        await context.send_initial_metadata(headers)
+
+    return _before(limit, governed)
+
+
+def _rate_limited(identity: str, decision: Decision) -> ServiceError:
+    state = decision.tightest()
+    name, rate = state.limit.name, state.limit.rate
+    wait = state.retry_after_seconds
+    seconds = math.floor(wait)
+    return ServiceError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"rate limit '{name}' of {rate} reached for {identity}; retry in {wait:.3f} s",
+        reason="RATE_LIMITED",
+        metadata={
+            "limit": name,
+            "rate": str(rate),
+            "identity": identity,
+            "retry_after_seconds": f"{wait:.3f}",
+        },
+        details=[
+            error_details_pb2.RetryInfo(
+                retry_delay=Duration(seconds=seconds, nanos=round((wait - seconds) * 1e9))
+            ),
+            error_details_pb2.QuotaFailure(
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(
+                        subject=f"{identity}:{refused.limit.name}",
+                        description=f"at most {refused.limit.rate.count} calls in any "
+                        f"{refused.limit.rate.seconds} s",
+                    )
+                    for refused in decision.states
+                    if refused.retry_after_seconds > 0
+                ]
+            ),
+        ],
+    )
+
+
+def budget_gate_interceptor(budget: Budget) -> AroundInterceptor:
+    async def gate(method: str, context: grpc.aio.ServicerContext) -> None:
+        call = call_in_progress()
+        refusal = await budget.gate(call.api_key)
+        if refusal is None:
+            return
+        if budget.exhausted_action == "offline":
+            call.budget_exhausted = refusal
+            return
+        raise refusal
+
+    return _before(gate, lambda method: method == CHAT_METHOD)

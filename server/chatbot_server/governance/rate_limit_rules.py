@@ -1,0 +1,113 @@
+"""Which rate limits apply to a call, and how a limit is written ("100/minute").
+
+Pure: the limiters (Redis and in-process) count; this decides what they count against.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+CHAT_METHOD = "/chatbot.v1.ChatService/StreamAnswer"
+UPLOAD_METHOD = "/chatbot.v1.DocumentService/UploadDocument"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` calls in any window of `seconds`."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        for unit, seconds in reversed(_UNITS.items()):
+            if self.seconds % seconds == 0:
+                multiple = self.seconds // seconds
+                return f"{self.count}/{'' if multiple == 1 else multiple}{unit}"
+        return f"{self.count}/{self.seconds}second"
+
+
+def parse_rate(text: str) -> Rate:
+    """'100/minute', '1000/hour', '20/second', '10/day', '5/10minutes'."""
+    match = _RATE.match(text)
+    if match is None:
+        raise ValueError(f"a rate is written like 100/minute or 1000/hour, got {text!r}")
+    count, multiple, unit = int(match[1]), int(match[2] or 1), match[3].lower()
+    if count < 1 or multiple < 1:
+        raise ValueError(f"a rate needs a count and a window of at least 1, got {text!r}")
+    return Rate(count, multiple * _UNITS[unit])
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A named rate for one identity, e.g. the `chat` limit of `key:...`."""
+
+    name: str
+    rate: Rate
+
+
+@dataclass(frozen=True)
+class RateLimitPolicy:
+    anonymous: Rate
+    authenticated: Rate
+    chat: Rate
+    upload: Rate
+    burst: Rate
+
+    def limits_for(self, method: str, authenticated: bool, override: Rate | None) -> list[Limit]:
+        """Every limit a call counts against: the identity's, its method class's, burst."""
+        limits = [
+            Limit("authenticated", override or self.authenticated)
+            if authenticated
+            else Limit("anonymous", self.anonymous),
+            Limit("burst", self.burst),
+        ]
+        if method == CHAT_METHOD:
+            limits.append(Limit("chat", self.chat))
+        elif method == UPLOAD_METHOD:
+            limits.append(Limit("upload", self.upload))
+        return limits
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """One limit after a call was counted (or refused) against it."""
+
+    limit: Limit
+    # Calls left in the window after this one.
+    remaining: int
+    # Seconds until the oldest counted call leaves the window and a call more is allowed.
+    reset_seconds: float
+    # Seconds until this limit admits a call again; 0 when it admitted this one.
+    retry_after_seconds: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    states: list[LimitState]
+
+    def tightest(self) -> LimitState:
+        """The state to report: the refusing limit with the longest wait, else the one with
+        the fewest calls left."""
+        if not self.allowed:
+            return max(self.states, key=lambda s: s.retry_after_seconds)
+        return min(self.states, key=lambda s: (s.remaining, -s.reset_seconds))
+
+
+def response_headers(identity: str, decision: Decision) -> list[tuple[str, str]]:
+    """`x-ratelimit-*` metadata for the call, plus `retry-after` when it was refused."""
+    state = decision.tightest()
+    headers = [
+        ("x-ratelimit-limit", str(state.limit.rate.count)),
+        ("x-ratelimit-remaining", str(state.remaining)),
+        ("x-ratelimit-reset", str(math.ceil(state.reset_seconds))),
+        ("x-ratelimit-policy", f"{state.limit.name};{state.limit.rate}"),
+        ("x-ratelimit-identity", identity),
+    ]
+    if not decision.allowed:
+        headers.append(("retry-after", str(math.ceil(state.retry_after_seconds))))
+    return headers

@@ -1,0 +1,180 @@
+"""Counting calls against rate limits: exact sliding windows, in Redis or in this process.
+
+Each limit of an identity is a log of the times of the calls it admitted within its
+window. A call is admitted only when every limit that applies has room, and then it is
+counted in all of them; a refused call is counted in none. In Redis this is one Lua
+script (one round trip, atomic across any number of server processes, timed by the Redis
+server's clock); the in-process limiter does the same for a single process.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from chatbot_server.governance.rate_limit_rules import Decision, Limit, LimitState
+
+KEY_PREFIX = "ratelimit:"
+# After Redis failed, calls skip it for this long instead of each waiting for a timeout.
+RETRY_REDIS_AFTER_SECONDS = 1.0
+
+
+class LimiterUnavailable(RuntimeError):
+    """The shared counters could not be reached."""
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, identity: str, limits: Sequence[Limit]) -> Decision:
+        """Counts one call of `identity` against `limits`, or refuses it."""
+        ...
+
+    async def clear(self, identity: str | None) -> int:
+        """Forgets the counted calls of one identity (or of all); how many counters went."""
+        ...
+
+
+def _key(identity: str, limit: Limit) -> str:
+    # The braces make one identity's counters share a Redis Cluster slot, as one script
+    # must only touch keys of one slot.
+    return f"{KEY_PREFIX}{{{identity}}}:{limit.name}"
+
+
+_SLIDING_WINDOWS = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local allowed = 1
+local result = {}
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  local count = redis.call('ZCARD', KEYS[i])
+  local retry = 0
+  if count >= limit then
+    allowed = 0
+    local blocking = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
+    retry = tonumber(blocking[2]) + window - now
+  end
+  local reset = window
+  local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+  result[3 * i - 1] = count
+  result[3 * i] = retry
+  result[3 * i + 1] = reset
+end
+if allowed == 1 then
+  for i = 1, #KEYS do
+    redis.call('ZADD', KEYS[i], now, ARGV[1])
+    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]))
+  end
+end
+result[1] = allowed
+return result
+"""
+
+
+class RedisRateLimiter:
+    """Limits shared by every server process that uses the same Redis."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(_SLIDING_WINDOWS)
+        self._skip_until = 0.0
+
+    async def acquire(self, identity: str, limits: Sequence[Limit]) -> Decision:
+        if time.monotonic() < self._skip_until:
+            raise LimiterUnavailable("Redis failed a moment ago")
+        args: list[str | int] = [uuid.uuid4().hex]
+        for limit in limits:
+            args += [limit.rate.count, limit.rate.seconds * 1000]
+        try:
+            raw = await self._script(keys=[_key(identity, limit) for limit in limits], args=args)
+        except (RedisError, OSError) as error:
+            self._skip_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
+            raise LimiterUnavailable(f"{type(error).__name__}: {error}") from error
+        allowed = raw[0] == 1
+        states = [
+            _state(
+                limit, int(raw[3 * i + 1]), allowed, raw[3 * i + 2] / 1000, raw[3 * i + 3] / 1000
+            )
+            for i, limit in enumerate(limits)
+        ]
+        return Decision(allowed, states)
+
+    async def clear(self, identity: str | None) -> int:
+        pattern = KEY_PREFIX + ("*" if identity is None else "{" + _glob_escape(identity) + "}:*")
+        cleared = 0
+        try:
+            async for key in self._client.scan_iter(match=pattern, count=500):
+                cleared += await self._client.delete(key)
+        except (RedisError, OSError) as error:
+            raise LimiterUnavailable(f"{type(error).__name__}: {error}") from error
+        return cleared
+
+
+class InProcessRateLimiter:
+    """The same limits for a single process, when no Redis is configured."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._logs: dict[str, deque[float]] = {}
+        self._calls = 0
+
+    async def acquire(self, identity: str, limits: Sequence[Limit]) -> Decision:
+        now = self._clock()
+        self._sweep(now)
+        counted = []
+        allowed = True
+        for limit in limits:
+            log = self._logs.setdefault(_key(identity, limit), deque())
+            window = limit.rate.seconds
+            while log and log[0] <= now - window:
+                log.popleft()
+            retry = 0.0
+            if len(log) >= limit.rate.count:
+                allowed = False
+                retry = log[len(log) - limit.rate.count] + window - now
+            reset = log[0] + window - now if log else float(window)
+            counted.append((limit, log, len(log), retry, reset))
+        if allowed:
+            for _limit, log, *_ in counted:
+                log.append(now)
+        states = [
+            _state(limit, count, allowed, retry, reset) for limit, _, count, retry, reset in counted
+        ]
+        return Decision(allowed, states)
+
+    async def clear(self, identity: str | None) -> int:
+        prefix = KEY_PREFIX + ("" if identity is None else "{" + identity + "}:")
+        cleared = [key for key in self._logs if key.startswith(prefix)]
+        for key in cleared:
+            del self._logs[key]
+        return len(cleared)
+
+    def _sweep(self, now: float) -> None:
+        """Drops the logs of identities idle for a day, so memory stays bounded."""
+        self._calls += 1
+        if self._calls % 10_000:
+            return
+        for key in [k for k, log in self._logs.items() if not log or log[-1] < now - 86_400]:
+            del self._logs[key]
+
+
+def _state(limit: Limit, count: int, allowed: bool, retry: float, reset: float) -> LimitState:
+    remaining = limit.rate.count - count - (1 if allowed else 0)
+    return LimitState(
+        limit=limit,
+        remaining=max(0, remaining),
+        reset_seconds=max(0.0, reset),
+        retry_after_seconds=max(0.0, retry),
+    )
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
