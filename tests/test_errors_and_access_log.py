@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chatbot.v1 import (
@@ -14,13 +14,7 @@ from chatbot.v1 import (
 )
 from tests.conftest import LogSink
 from tests.polling import eventually
-
-
-def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            return status_pb2.Status.FromString(value)
-    raise AssertionError("no google.rpc.Status in the trailing metadata")
+from tests.rpc_errors import rich_status
 
 
 async def test_admin_rpc_without_an_admin_key_is_denied_with_error_info(

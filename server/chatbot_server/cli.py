@@ -1,4 +1,5 @@
-"""`chatbot-server`: serve (default), worker, migrate, or bootstrap a database server."""
+"""`chatbot-server`: serve (default), worker, migrate, bootstrap a database server, or
+manage API keys."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ import structlog
 from chatbot_server.app import run_worker, serve
 from chatbot_server.bootstrap import BootstrapError, bootstrap_database, plan_from_urls
 from chatbot_server.config import Settings, SettingsError
-from chatbot_server.database import DatabaseUnavailableError, migrate, start_embedded
+from chatbot_server.database import (
+    DatabaseUnavailableError,
+    command_pool,
+    migrate,
+    start_embedded,
+)
 from chatbot_server.embedded_postgres import EmbeddedPostgresError
+from chatbot_server.errors import ServiceError
+from chatbot_server.governance import api_key_store
+from chatbot_server.governance.api_keys import ROLES, ApiKeyRecord
+from chatbot_server.governance.key_management import create_key, revoke_key
 from chatbot_server.logs import configure_logging
 from chatbot_server.migrations import MigrationError
+from chatbot_server.pricing import MICRO_USD_PER_USD
 
 log = structlog.get_logger(__name__)
 
@@ -33,28 +44,89 @@ _COMMANDS = {
     "migrate": "apply database migrations as the schema owner (MIGRATION_DATABASE_URL)",
     "bootstrap": "create the roles, database and extensions as a superuser "
     "(SUPERUSER_DATABASE_URL), from MIGRATION_DATABASE_URL and DATABASE_URL",
+    "keys": "create, list or revoke API keys in the configured database",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="chatbot-server",
-        description=__doc__,
-        epilog="; ".join(f"{name}: {what}" for name, what in _COMMANDS.items()),
-    )
-    parser.add_argument("command", nargs="?", default="serve", choices=tuple(_COMMANDS))
-    args = parser.parse_args(argv)
-    commands = {"serve": serve, "worker": run_worker, "migrate": _migrate, "bootstrap": _bootstrap}
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
     try:
         settings = Settings.from_env(os.environ)
-        configure_logging(settings.logging.level, settings.logging.format)
-        asyncio.run(commands[args.command](settings))
+        # Commands that print results keep stdout for them; the log goes to stderr.
+        log_stream = sys.stderr if command == "keys" else sys.stdout
+        configure_logging(settings.logging.level, settings.logging.format, log_stream)
+        if command == "keys":
+            return asyncio.run(_keys(settings, args))
+        commands = {
+            "serve": serve,
+            "worker": run_worker,
+            "migrate": _migrate,
+            "bootstrap": _bootstrap,
+        }
+        asyncio.run(commands[command](settings))
     except _SETUP_ERRORS as error:
         print(f"chatbot-server: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatbot-server", description=__doc__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, what in _COMMANDS.items():
+        if name != "keys":
+            commands.add_parser(name, help=what)
+    keys = commands.add_parser("keys", help=_COMMANDS["keys"]).add_subparsers(
+        dest="action", required=True
+    )
+    create = keys.add_parser("create", help="create a key; its secret is printed once, last")
+    create.add_argument("--name", required=True, help="who uses it, e.g. the calling service")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--daily-budget-usd", type=float, help="the key's own daily budget")
+    create.add_argument("--rate-limit", default="", help="replaces RATE_LIMIT_AUTHENTICATED")
+    listed = keys.add_parser("list", help="keys, newest first, without secrets")
+    listed.add_argument("--all", action="store_true", help="include revoked keys")
+    revoke = keys.add_parser("revoke", help="revoke a key by id or by its shown prefix")
+    revoke.add_argument("key", metavar="ID|PREFIX")
+    return parser
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    async with command_pool(settings.database) as pool:
+        try:
+            if args.action == "create":
+                record, secret = await create_key(
+                    pool, args.name, args.role, args.daily_budget_usd, args.rate_limit
+                )
+                print(_key_line(record))
+                print("The secret is shown only now; send it as 'authorization: Bearer <secret>':")
+                print(secret)
+            elif args.action == "list":
+                records = await api_key_store.list_keys(pool, args.all, 10_000, None)
+                for record in records:
+                    print(_key_line(record))
+            else:
+                print(_key_line(await revoke_key(pool, args.key)))
+        except ServiceError as error:
+            print(f"chatbot-server: {error.message}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _key_line(record: ApiKeyRecord) -> str:
+    budget = (
+        f"${record.daily_budget_micro_usd / MICRO_USD_PER_USD:.2f}/day"
+        if record.daily_budget_micro_usd is not None
+        else "global budget"
+    )
+    state = "revoked" if record.revoked else "active"
+    limit = f"  limit {record.rate_limit}" if record.rate_limit else ""
+    return (
+        f"{record.id}  {record.prefix}…  {record.role:<6} {state:<7} {budget}{limit}  {record.name}"
+    )
 
 
 async def _migrate(settings: Settings) -> None:
@@ -64,7 +136,7 @@ async def _migrate(settings: Settings) -> None:
         log.info("migrate.done", applied=applied)
     elif database.embedded:
         embedded = await start_embedded(database)
-        await asyncio.to_thread(embedded.cluster.stop)
+        await embedded.stop_if_started_here()
     else:
         raise SettingsError(
             "migrate needs MIGRATION_DATABASE_URL: the URL of the role that owns the schema "

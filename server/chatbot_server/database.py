@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -32,11 +34,18 @@ class EmbeddedDatabase:
     cluster: EmbeddedPostgres
     owner_url: str
     app_url: str
+    # False when a server in the same folder had the cluster running already.
+    started_here: bool
+
+    async def stop_if_started_here(self) -> None:
+        if self.started_here:
+            await asyncio.to_thread(self.cluster.stop)
 
 
 async def start_embedded(settings: DatabaseSettings) -> EmbeddedDatabase:
     """Starts the embedded cluster, creates roles and database, and migrates the schema."""
     cluster = EmbeddedPostgres(settings.embedded_dir, settings.embedded_port)
+    started_here = not await asyncio.to_thread(cluster.is_running)
     await asyncio.to_thread(cluster.start)
     credentials = cluster.credentials
     plan = DatabasePlan(
@@ -60,7 +69,26 @@ async def start_embedded(settings: DatabaseSettings) -> EmbeddedDatabase:
         cluster=cluster,
         owner_url=owner_url,
         app_url=cluster.url(settings.app_role, credentials.app, EMBEDDED_DATABASE),
+        started_here=started_here,
     )
+
+
+@asynccontextmanager
+async def command_pool(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A small app-role pool for a one-off command, against DATABASE_URL or the embedded
+    cluster; an embedded cluster that a running server uses is left running."""
+    embedded = await start_embedded(settings) if settings.embedded else None
+    url = embedded.app_url if embedded is not None else settings.url
+    assert url is not None
+    try:
+        pool = await open_pool(url, 1, 2)
+        try:
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await embedded.stop_if_started_here()
 
 
 async def migrate(owner_url: str, app_role: str) -> int:

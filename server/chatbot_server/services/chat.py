@@ -12,7 +12,7 @@ from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import chat_service_pb2_grpc, common_pb2
 from chatbot_server import chat_store, pagination
 from chatbot_server.answering import Answerer, Question
-from chatbot_server.call_context import CallContext, current_call
+from chatbot_server.call_context import CallContext, call_in_progress
 from chatbot_server.chat_store import ConversationRecord, MessageRecord
 from chatbot_server.conversions import timestamp
 from chatbot_server.errors import ServiceError, bad_request
@@ -39,7 +39,7 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
     async def StreamAnswer(
         self, request: pb.StreamAnswerRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamAnswerResponse]:
-        call = _call()
+        call = call_in_progress()
         text = bounded_text("question", request.question, 4000, required=True)
         session_id = bounded_text("session_id", request.session_id, 200)
         where = search_filter(request.filter)
@@ -64,6 +64,8 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
             top_k=top_k,
             include_retrieval=request.include_retrieval,
             deadline_seconds=remaining if remaining is not None else None,
+            api_key=call.api_key,
+            budget_exhausted=call.budget_exhausted,
         )
         async for event in self._answerer.answer(question):
             yield event
@@ -71,7 +73,7 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
     async def CreateConversation(
         self, request: pb.CreateConversationRequest, context: object
     ) -> pb.CreateConversationResponse:
-        call = _call()
+        call = call_in_progress()
         conversation = await chat_store.create_conversation(
             self._pool,
             call.identity,
@@ -83,7 +85,9 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
     async def GetConversation(
         self, request: pb.GetConversationRequest, context: object
     ) -> pb.GetConversationResponse:
-        conversation = await self._owned(request.conversation_id, request.session_id, _call())
+        conversation = await self._owned(
+            request.conversation_id, request.session_id, call_in_progress()
+        )
         messages = await chat_store.list_messages(self._pool, conversation.id)
         return pb.GetConversationResponse(
             conversation=_conversation(conversation), messages=[_message(m) for m in messages]
@@ -92,7 +96,7 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
     async def ListConversations(
         self, request: pb.ListConversationsRequest, context: object
     ) -> pb.ListConversationsResponse:
-        call = _call()
+        call = call_in_progress()
         session_id = bounded_text("session_id", request.session_id, 200) or None
         scope = f"conversations:{call.identity}:{session_id}"
         limit = pagination.page_size(request.page_size)
@@ -111,14 +115,16 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
     async def DeleteConversation(
         self, request: pb.DeleteConversationRequest, context: object
     ) -> pb.DeleteConversationResponse:
-        conversation = await self._owned(request.conversation_id, request.session_id, _call())
+        conversation = await self._owned(
+            request.conversation_id, request.session_id, call_in_progress()
+        )
         await chat_store.delete_conversation(self._pool, conversation.id)
         return pb.DeleteConversationResponse()
 
     async def SubmitFeedback(
         self, request: pb.SubmitFeedbackRequest, context: object
     ) -> pb.SubmitFeedbackResponse:
-        call = _call()
+        call = call_in_progress()
         message_id = parse_uuid("message_id", request.message_id)
         rating = _RATINGS.get(request.rating)
         if rating is None:
@@ -170,12 +176,6 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
                 reason="CONVERSATION_NOT_OWNED",
             )
         return conversation
-
-
-def _call() -> CallContext:
-    call = current_call()
-    assert call is not None, "the access-log interceptor sets the call context"
-    return call
 
 
 def _title(question: str) -> str:
