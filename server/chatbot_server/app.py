@@ -45,6 +45,7 @@ from chatbot_server.governance.rate_limiter import (
 from chatbot_server.health import Dependency, DependencyMonitor, HealthService
 from chatbot_server.ingestion import IngestionWorker
 from chatbot_server.llm import LlmClient
+from chatbot_server.redis_connection import connect_redis
 from chatbot_server.reflection import DocumentedReflectionServicer, reflected_service_names
 from chatbot_server.services import SERVICE_NAMES, ServiceDependencies, add_services
 
@@ -93,9 +94,7 @@ async def open_resources(settings: Settings) -> Resources:
     rate_limiter: RateLimiter
     if settings.redis.url is not None:
         timeout = settings.server.dependency_timeout_seconds
-        redis_client = redis.Redis.from_url(
-            settings.redis.url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        redis_client = connect_redis(settings.redis.url, timeout)
         rate_limiter = RedisRateLimiter(redis_client)
     else:
         log.warning(

@@ -1,0 +1,262 @@
+"""Rate limits: exact sliding windows in Redis (shared by every server) or in one process,
+as callers see them through gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.rpc import error_details_pb2
+
+from chatbot.v1 import admin_service_pb2 as admin_pb
+from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
+from chatbot.v1 import chat_service_pb2 as chat_pb
+from chatbot_server.governance.rate_limit_rules import Limit, Rate, parse_rate
+from chatbot_server.governance.rate_limiter import (
+    InProcessRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
+from chatbot_server.redis_connection import connect_redis
+from tests.conftest import LogSink
+from tests.databases import MigratedDatabase, create_test_database
+from tests.governance_support import new_key, with_key
+from tests.redis_servers import RedisServer
+from tests.rpc_errors import detail, error_info
+from tests.servers import server_settings, start_server
+
+LIMITED = {
+    "RATE_LIMIT_ENABLED": "true",
+    "RATE_LIMIT_ANONYMOUS": "100/minute",
+    # Wide enough that the anonymous limit is the one these tests reach.
+    "RATE_LIMIT_BURST": "1000/second",
+}
+
+
+def test_rates_read_as_the_old_system_wrote_them() -> None:
+    assert parse_rate("100/minute") == Rate(100, 60)
+    assert parse_rate("1000/hour") == Rate(1000, 3600)
+    assert parse_rate("20/second") == Rate(20, 1)
+    assert parse_rate("5 / 10 minutes") == Rate(5, 600)
+    assert str(parse_rate("50/minute")) == "50/minute"
+    for bad in ("100", "0/minute", "ten/minute", "5/fortnight"):
+        with pytest.raises(ValueError):
+            parse_rate(bad)
+
+
+@pytest_asyncio.fixture(params=["redis", "in-process"])
+async def limiter(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[RateLimiter]:
+    if request.param == "in-process":
+        yield InProcessRateLimiter()
+        return
+    client = connect_redis(redis_url, 2.0)
+    yield RedisRateLimiter(client)
+    await client.aclose()
+
+
+async def test_a_refused_call_is_counted_against_no_limit(limiter: RateLimiter) -> None:
+    identity = f"test:{uuid.uuid4()}"
+    wide, narrow = Limit("wide", Rate(10, 60)), Limit("narrow", Rate(2, 60))
+    admitted = [await limiter.acquire(identity, [wide, narrow]) for _ in range(4)]
+    assert [d.allowed for d in admitted] == [True, True, False, False]
+    # The wide limit counted only the two admitted calls.
+    wide_only = await limiter.acquire(identity, [wide])
+    assert wide_only.allowed
+    assert wide_only.states[0].remaining == 10 - 3
+    refused = admitted[-1].tightest()
+    assert refused.limit == narrow
+    assert 59 < refused.retry_after_seconds <= 60
+
+
+async def test_concurrent_calls_against_a_limit_of_50_admit_exactly_50(
+    limiter: RateLimiter,
+) -> None:
+    identity = f"test:{uuid.uuid4()}"
+    limits = [Limit("chat", Rate(50, 60))]
+    decisions = await asyncio.gather(*(limiter.acquire(identity, limits) for _ in range(200)))
+    assert sum(d.allowed for d in decisions) == 50
+
+
+async def test_clearing_an_identity_forgets_only_its_counts(limiter: RateLimiter) -> None:
+    first, second = f"test:{uuid.uuid4()}", f"test:{uuid.uuid4()}"
+    limits = [Limit("one", Rate(1, 60))]
+    for identity in (first, second):
+        assert (await limiter.acquire(identity, limits)).allowed
+    assert await limiter.clear(first) == 1
+    assert (await limiter.acquire(first, limits)).allowed
+    assert not (await limiter.acquire(second, limits)).allowed
+
+
+async def test_the_window_slides(limiter: RateLimiter) -> None:
+    identity = f"test:{uuid.uuid4()}"
+    limits = [Limit("fast", Rate(2, 1))]
+    assert all([(await limiter.acquire(identity, limits)).allowed for _ in range(2)])
+    refused = await limiter.acquire(identity, limits)
+    assert not refused.allowed
+    await asyncio.sleep(refused.tightest().retry_after_seconds + 0.05)
+    assert (await limiter.acquire(identity, limits)).allowed
+
+
+@pytest_asyncio.fixture(scope="module")
+async def limits_database(postgres_superuser_url: str) -> MigratedDatabase:
+    return await create_test_database(postgres_superuser_url, "chatbot_limits")
+
+
+@pytest_asyncio.fixture
+async def own_redis() -> AsyncIterator[RedisServer]:
+    """A Redis of the test's own, which it may stop and start again."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _list(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...] = ()) -> Any:
+    """ListConversations, a cheap limited call; returns the finished call."""
+    stub = chat_service_pb2_grpc.ChatServiceStub(channel)
+    call = stub.ListConversations(chat_pb.ListConversationsRequest(), metadata=metadata, timeout=5)
+    await call
+    return call
+
+
+async def test_the_101st_anonymous_call_in_a_minute_is_refused_with_details(
+    limits_database: MigratedDatabase, own_redis: RedisServer
+) -> None:
+    running = await start_server(server_settings(limits_database.app_url, own_redis.url, **LIMITED))
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            for number in range(1, 101):
+                call = await _list(channel)
+                headers = dict(await call.initial_metadata())
+                assert headers["x-ratelimit-limit"] == "100"
+                assert headers["x-ratelimit-remaining"] == str(100 - number)
+                assert 0 < int(headers["x-ratelimit-reset"]) <= 60
+                assert headers["x-ratelimit-identity"] == "ip:127.0.0.1"
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await _list(channel)
+    finally:
+        await running.stop()
+    error = raised.value
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    info = error_info(error)
+    assert info.reason == "RATE_LIMITED"
+    assert (info.metadata["limit"], info.metadata["rate"]) == ("anonymous", "100/minute")
+    retry = detail(error, error_details_pb2.RetryInfo).retry_delay
+    assert 0 < retry.seconds + retry.nanos / 1e9 <= 60
+    quota = detail(error, error_details_pb2.QuotaFailure)
+    assert [v.subject for v in quota.violations] == ["ip:127.0.0.1:anonymous"]
+    trailing = dict(error.trailing_metadata() or ())
+    assert trailing["x-ratelimit-remaining"] == "0"
+    assert 0 < int(trailing["retry-after"]) <= 60
+
+
+async def test_two_servers_share_one_limit_through_one_redis(
+    limits_database: MigratedDatabase, own_redis: RedisServer
+) -> None:
+    _, secret = await new_key(limits_database.app_url, "shared", "client", rate_limit="30/minute")
+    settings = server_settings(limits_database.app_url, own_redis.url, **LIMITED)
+    first, second = await start_server(settings), await start_server(settings)
+    try:
+        async with (
+            grpc.aio.insecure_channel(first.address) as one,
+            grpc.aio.insecure_channel(second.address) as two,
+        ):
+
+            async def attempt(channel: grpc.aio.Channel) -> bool:
+                try:
+                    await _list(channel, with_key(secret))
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    return False
+                return True
+
+            outcomes = await asyncio.gather(*(attempt(c) for c in [one, two] * 40))
+    finally:
+        await first.stop()
+        await second.stop()
+    assert sum(outcomes) == 30
+
+
+async def test_redis_outage_follows_the_failure_mode_and_limits_return_with_it(
+    limits_database: MigratedDatabase, own_redis: RedisServer, log_sink: LogSink
+) -> None:
+    tight = {**LIMITED, "RATE_LIMIT_ANONYMOUS": "3/minute"}
+    open_server = await start_server(
+        server_settings(limits_database.app_url, own_redis.url, **tight)
+    )
+    closed_server = await start_server(
+        server_settings(
+            limits_database.app_url, own_redis.url, **tight, RATE_LIMIT_REDIS_FAILURE="closed"
+        )
+    )
+    try:
+        async with (
+            grpc.aio.insecure_channel(open_server.address) as open_channel,
+            grpc.aio.insecure_channel(closed_server.address) as closed_channel,
+        ):
+            own_redis.stop()
+            outages_before = len(log_sink.events("rate_limit.redis_unreachable"))
+            # Fail open: served beyond the limit, the outage logged once per server.
+            for _ in range(5):
+                await _list(open_channel)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await _list(closed_channel)
+            assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert error_info(raised.value).reason == "RATE_LIMITER_UNAVAILABLE"
+            assert len(log_sink.events("rate_limit.redis_unreachable")) - outages_before == 2
+
+            own_redis.start()
+            await asyncio.sleep(1.1)  # the limiter retries Redis a second after a failure
+            for _ in range(3):
+                await _list(open_channel)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await _list(open_channel)
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        await open_server.stop()
+        await closed_server.stop()
+
+
+async def test_admin_clears_rate_limits_of_one_identity(
+    limits_database: MigratedDatabase, own_redis: RedisServer
+) -> None:
+    _, admin_secret = await new_key(limits_database.app_url, "limits-admin", "admin")
+    tight = {**LIMITED, "RATE_LIMIT_ANONYMOUS": "2/minute"}
+    running = await start_server(server_settings(limits_database.app_url, own_redis.url, **tight))
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            for _ in range(2):
+                await _list(channel)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await _list(channel)
+            cleared = await admin_service_pb2_grpc.AdminServiceStub(channel).ClearRateLimits(
+                admin_pb.ClearRateLimitsRequest(identity="ip:127.0.0.1"),
+                metadata=with_key(admin_secret),
+                timeout=5,
+            )
+            assert cleared.cleared_count >= 1
+            await _list(channel)
+    finally:
+        await running.stop()
+
+
+async def test_without_redis_limits_are_kept_in_process_and_that_is_logged(
+    limits_database: MigratedDatabase, log_sink: LogSink
+) -> None:
+    tight = {**LIMITED, "RATE_LIMIT_ANONYMOUS": "2/minute"}
+    running = await start_server(server_settings(limits_database.app_url, None, **tight))
+    try:
+        assert log_sink.events("rate_limit.in_process")
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            for _ in range(2):
+                await _list(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await _list(channel)
+            assert error_info(raised.value).reason == "RATE_LIMITED"
+    finally:
+        await running.stop()
