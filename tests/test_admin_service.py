@@ -126,7 +126,9 @@ async def test_experiment_lifecycle_and_answers_recording_their_variant(
         follow_up = [
             e
             async for e in chat.StreamAnswer(
-                chat_pb.StreamAnswerRequest(question="And what does the blue LED mean?", conversation_id=conversation)
+                chat_pb.StreamAnswerRequest(
+                    question="And what does the blue LED mean?", conversation_id=conversation
+                )
             )
         ]
         assert follow_up[0].started.experiment.variant == started.experiment.variant

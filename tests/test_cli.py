@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -13,9 +14,14 @@ from tests.pdfs import text_pdf
 from tests.servers import RunningServer
 
 
-async def chatbot(server: RunningServer, *args: str) -> tuple[int, str, str]:
+async def chatbot(
+    server: RunningServer, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Runs `chatbot --target SERVER ARGS`, without CHATBOT_API_KEY unless `env` sets it."""
+    environment = {k: v for k, v in os.environ.items() if k != "CHATBOT_API_KEY"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "chatbot_client", "--target", server.address, *args,
+        env={**environment, **(env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 180)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import grpc
 
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
+from chatbot_client.admin_commands import add_admin_commands
 from chatbot_client.sync_client import SyncChatbotClient
 
 _STATUSES = {
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "documents" and args.action == "upload" and args.dry_run:
             return _upload_dry_run(args)
-        with SyncChatbotClient(args.target, timeout=args.timeout) as client:
+        with SyncChatbotClient(args.target, timeout=args.timeout, api_key=args.api_key) as client:
             handler: Callable[[SyncChatbotClient, argparse.Namespace], int] = args.handler
             return handler(client, args)
     except grpc.aio.AioRpcError as error:
@@ -38,47 +40,65 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+# Every command takes --api-key, before or after its name.
+_API_KEY = argparse.ArgumentParser(add_help=False)
+_API_KEY.add_argument(
+    "--api-key", default=argparse.SUPPRESS, help="API key (default: $CHATBOT_API_KEY)"
+)
+
+
+def _add(subparsers: Any, name: str, **options: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, parents=[_API_KEY], **options)
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbot", description=__doc__)
     parser.add_argument("--target", default="127.0.0.1:50051", help="server (%(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("CHATBOT_API_KEY") or None,
+        help="API key sent as 'authorization: Bearer' (default: $CHATBOT_API_KEY)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    add_admin_commands(commands, _add)
 
-    health = commands.add_parser("health", help="print the server's (or a service's) status")
+    health = _add(commands, "health", help="print the server's (or a service's) status")
     health.add_argument("service", nargs="?", default="", help="e.g. chatbot.v1.ChatService")
     health.set_defaults(handler=_health)
 
-    ask = commands.add_parser("ask", help="ask a question; the answer streams to the terminal")
+    ask = _add(commands, "ask", help="ask a question; the answer streams to the terminal")
     ask.add_argument("question")
     ask.add_argument("--conversation", default="", help="continue this conversation (id)")
     ask.add_argument("--session", default="", help="session id the conversation belongs to")
     ask.add_argument("--language", default="", help="BCP-47 code of the question")
     ask.set_defaults(handler=_ask)
 
-    conversations = commands.add_parser("conversations", help="list, show or delete")
+    conversations = _add(commands, "conversations", help="list, show or delete")
     conversation_actions = conversations.add_subparsers(dest="action", required=True)
-    listed = conversation_actions.add_parser("list", help="your conversations, newest first")
+    listed = _add(conversation_actions, "list", help="your conversations, newest first")
     listed.add_argument("--session", default="")
     listed.set_defaults(handler=_conversations)
     for name, handler, text in (
         ("show", _conversation, "one conversation with its messages"),
         ("delete", _delete_conversation, "delete a conversation and its messages"),
     ):
-        action = conversation_actions.add_parser(name, help=text)
+        action = _add(conversation_actions, name, help=text)
         action.add_argument("conversation_id")
         action.add_argument("--session", default="")
         action.set_defaults(handler=handler)
 
-    search = commands.add_parser("search", help="retrieve the chunks most relevant to a query")
+    search = _add(commands, "search", help="retrieve the chunks most relevant to a query")
     search.add_argument("query")
     search.add_argument("--top-k", type=int, default=0)
     search.add_argument("--document", action="append", default=[], help="document id (repeat)")
     search.add_argument("--tag", action="append", default=[], help="tag (repeat)")
     search.set_defaults(handler=_search)
 
-    documents = commands.add_parser("documents", help="upload and manage documents")
+    documents = _add(commands, "documents", help="upload and manage documents")
     actions = documents.add_subparsers(dest="action", required=True)
-    upload = actions.add_parser("upload", help="upload a PDF, or every PDF under a folder")
+    upload = _add(actions, "upload", help="upload a PDF, or every PDF under a folder")
     upload.add_argument("path", type=Path)
     upload.add_argument("--process", action="store_true", help="wait for each to be processed")
     upload.add_argument("--dry-run", action="store_true", help="list what would be uploaded")
@@ -87,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     upload.add_argument("--type", dest="document_type", default="", help="e.g. manual")
     upload.add_argument("--tag", action="append", default=[], help="tag (repeat)")
     upload.set_defaults(handler=_upload)
-    listing = actions.add_parser("list", help="list documents, newest first")
+    listing = _add(actions, "list", help="list documents, newest first")
     listing.add_argument("--status", choices=tuple(_STATUSES))
     listing.add_argument("--tag", default="")
     listing.add_argument("--language", default="")
@@ -98,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         ("reprocess", _reprocess, "process a document again"),
         ("watch", _watch, "follow a document's processing"),
     ):
-        action = actions.add_parser(name, help=text)
+        action = _add(actions, name, help=text)
         action.add_argument("document_id")
         action.set_defaults(handler=handler)
     return parser

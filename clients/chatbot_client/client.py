@@ -8,8 +8,10 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import (
     admin_service_pb2_grpc,
     chat_service_pb2,
@@ -18,6 +20,7 @@ from chatbot.v1 import (
     document_service_pb2,
     document_service_pb2_grpc,
 )
+from chatbot_client.auth import ApiKeyInterceptor
 
 pb = document_service_pb2
 chat_pb = chat_service_pb2
@@ -32,10 +35,11 @@ class ChatbotClient:
     common calls with Python types, pagination and streaming taken care of.
     """
 
-    def __init__(self, target: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, target: str, *, timeout: float = 30.0, api_key: str | None = None) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(target)
+        interceptors = [ApiKeyInterceptor(api_key)] if api_key else None
+        self._channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         self.chat = chat_service_pb2_grpc.ChatServiceStub(self._channel)
         self.documents = document_service_pb2_grpc.DocumentServiceStub(self._channel)
         self.admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
@@ -234,6 +238,100 @@ class ChatbotClient:
             ),
             timeout=self.timeout,
         )
+
+    async def cost_report(self, days: int = 7) -> admin_pb.GetCostReportResponse:
+        """Costs over the last `days` UTC days (admin key)."""
+        response: admin_pb.GetCostReportResponse = await self.admin.GetCostReport(
+            admin_pb.GetCostReportRequest(days=days), timeout=self.timeout
+        )
+        return response
+
+    async def budget_status(self, api_key_id: str = "") -> admin_pb.GetBudgetStatusResponse:
+        """Today's spending against the global budget, and one key's own (admin key)."""
+        response: admin_pb.GetBudgetStatusResponse = await self.admin.GetBudgetStatus(
+            admin_pb.GetBudgetStatusRequest(api_key_id=api_key_id), timeout=self.timeout
+        )
+        return response
+
+    async def create_experiment(self, experiment: admin_pb.Experiment) -> admin_pb.Experiment:
+        response: admin_pb.CreateExperimentResponse = await self.admin.CreateExperiment(
+            admin_pb.CreateExperimentRequest(experiment=experiment), timeout=self.timeout
+        )
+        return response.experiment
+
+    async def list_experiments(self) -> list[admin_pb.Experiment]:
+        found: list[admin_pb.Experiment] = []
+        token = ""
+        while True:
+            response = await self.admin.ListExperiments(
+                admin_pb.ListExperimentsRequest(page_size=100, page_token=token),
+                timeout=self.timeout,
+            )
+            found += response.experiments
+            token = response.next_page_token
+            if not token:
+                return found
+
+    async def experiment_results(self, experiment_id: str) -> admin_pb.GetExperimentResultsResponse:
+        """The experiment with its per-variant comparison."""
+        response: admin_pb.GetExperimentResultsResponse = await self.admin.GetExperimentResults(
+            admin_pb.GetExperimentResultsRequest(experiment_id=experiment_id), timeout=self.timeout
+        )
+        return response
+
+    async def stop_experiment(self, experiment_id: str) -> admin_pb.Experiment:
+        response: admin_pb.UpdateExperimentResponse = await self.admin.UpdateExperiment(
+            admin_pb.UpdateExperimentRequest(
+                experiment=admin_pb.Experiment(experiment_id=experiment_id, active=False),
+                update_mask=FieldMask(paths=["active"]),
+            ),
+            timeout=self.timeout,
+        )
+        return response.experiment
+
+    async def create_api_key(
+        self,
+        name: str,
+        role: admin_pb.ApiKeyRole.ValueType,
+        *,
+        daily_budget_usd: float | None = None,
+        rate_limit: str = "",
+    ) -> admin_pb.CreateApiKeyResponse:
+        request = admin_pb.CreateApiKeyRequest(name=name, role=role, rate_limit=rate_limit)
+        if daily_budget_usd is not None:
+            request.daily_budget_usd = daily_budget_usd
+        response: admin_pb.CreateApiKeyResponse = await self.admin.CreateApiKey(
+            request, timeout=self.timeout
+        )
+        return response
+
+    async def list_api_keys(self, show_revoked: bool = False) -> list[admin_pb.ApiKey]:
+        found: list[admin_pb.ApiKey] = []
+        token = ""
+        while True:
+            response = await self.admin.ListApiKeys(
+                admin_pb.ListApiKeysRequest(
+                    page_size=100, page_token=token, show_revoked=show_revoked
+                ),
+                timeout=self.timeout,
+            )
+            found += response.api_keys
+            token = response.next_page_token
+            if not token:
+                return found
+
+    async def revoke_api_key(self, api_key_id: str) -> admin_pb.ApiKey:
+        response: admin_pb.RevokeApiKeyResponse = await self.admin.RevokeApiKey(
+            admin_pb.RevokeApiKeyRequest(api_key_id=api_key_id), timeout=self.timeout
+        )
+        return response.api_key
+
+    async def clear_rate_limits(self, identity: str = "") -> int:
+        """Forgets the counted calls of one identity, or of all; how many counters went."""
+        response = await self.admin.ClearRateLimits(
+            admin_pb.ClearRateLimitsRequest(identity=identity), timeout=self.timeout
+        )
+        return int(response.cleared_count)
 
     async def close(self) -> None:
         await self._channel.close()

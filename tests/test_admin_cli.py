@@ -1,0 +1,81 @@
+"""The admin side of the `chatbot` command, as an operator runs it with an admin key."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from tests.databases import MigratedDatabase
+from tests.governance_support import new_key
+from tests.servers import RunningServer
+from tests.test_cli import chatbot
+
+
+async def test_admin_commands_need_an_admin_key(server: RunningServer) -> None:
+    code, _, err = await chatbot(server, "budget")
+    assert code == 1
+    assert "PERMISSION_DENIED" in err and "admin role" in err
+
+
+async def test_cost_report_budget_and_rate_limits_with_an_admin_key(
+    server: RunningServer, database: MigratedDatabase, tmp_path: Path
+) -> None:
+    _, secret = await new_key(database.app_url, "cli-admin", "admin")
+    report = tmp_path / "costs.csv"
+    code, out, err = await chatbot(
+        server, "cost-report", "--days", "3", "--by-model", "--by-method",
+        "--csv", str(report), "--api-key", secret,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Cost Report:" in out and "Total Requests:" in out and "Daily Breakdown:" in out
+    assert "Breakdown by Model:" in out and "Breakdown by Method:" in out
+    assert "Today's Budget:" in out and "Budget usage:" in out
+    rows = list(csv.DictReader(report.open()))
+    assert [r["group"] for r in rows].count("day") == 3
+    assert rows[0]["group"] == "total"
+
+    environment_key = {"CHATBOT_API_KEY": secret}
+    code, out, err = await chatbot(server, "budget", env=environment_key)
+    assert code == 0, err
+    assert out.startswith("Today's budget (UTC ") and "$50.00" in out
+
+    code, out, err = await chatbot(server, "clear-rate-limits", "--api-key", secret)
+    assert code == 0, err
+    assert out.startswith("cleared ")
+
+
+async def test_experiments_and_keys_from_the_command_line(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    _, secret = await new_key(database.app_url, "cli-experimenter", "admin")
+    code, out, err = await chatbot(
+        server, "--api-key", secret, "experiments", "create", "cli-prompt-test",
+        "--variant", "name=control,weight=1",
+        "--variant", "name=terse,weight=1,top_k=3,system_prompt=Answer briefly, citing [n].",
+    )  # fmt: skip
+    assert code == 0, err
+    experiment_id = out.split()[0]
+    code, out, _ = await chatbot(server, "--api-key", secret, "experiments", "list")
+    assert experiment_id in out and "cli-prompt-test" in out
+    code, out, err = await chatbot(
+        server, "--api-key", secret, "experiments", "show", experiment_id
+    )
+    assert code == 0, err
+    assert "control" in out and "terse" in out and "p95 ms" in out
+    code, out, _ = await chatbot(server, "--api-key", secret, "experiments", "stop", experiment_id)
+    assert "stopped" in out
+
+    code, out, err = await chatbot(
+        server, "--api-key", secret, "keys", "create", "--name", "cli-made", "--role", "client",
+        "--daily-budget-usd", "1.5",
+    )  # fmt: skip
+    assert code == 0, err
+    made_secret = out.strip().splitlines()[-1]
+    prefix = made_secret[:12]
+    code, out, _ = await chatbot(server, "--api-key", secret, "keys", "list")
+    assert prefix in out and "$1.50/day" in out
+    code, out, err = await chatbot(server, "--api-key", secret, "keys", "revoke", prefix)
+    assert code == 0, err
+    assert "revoked" in out
+    code, _, err = await chatbot(server, "--api-key", made_secret, "conversations", "list")
+    assert code == 1 and "UNAUTHENTICATED" in err
