@@ -1,7 +1,9 @@
 """Answer streaming benchmark: time to first token, and many concurrent streams.
 
 The real server (embedded PostgreSQL, offline embeddings) answers through the fake
-OpenAI-compatible model server, both in this process. Prints:
+OpenAI-compatible model server, both in this process, with the whole interceptor chain on:
+an API key, rate limits counted in Redis (set high enough never to refuse), and the budget
+gate and reservation. Prints:
   - TTFT through the server next to the fake model's own first byte plus retrieval, measured
     in the same run, with the model answering at once and after 200 ms; target: server TTFT
     <= 1.2x (model first byte + retrieval)
@@ -20,12 +22,13 @@ import time
 import httpx
 import psutil
 import pymupdf
-from bench_server import embedded_server
+from bench_server import embedded_server, redis_url
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot_client import ChatbotClient
 from chatbot_server.app import ChatbotServer
 from chatbot_server.fake_openai import FakeOpenAI, Reply
+from chatbot_server.governance.key_management import create_key
 from chatbot_server.logs import configure_logging
 from chatbot_server.retrieval import SearchFilter, retrieve
 
@@ -121,23 +124,35 @@ async def main() -> None:
     configure_logging("WARNING", "json", io.StringIO())
     fake = FakeOpenAI()
     await fake.start()
-    server_settings = {
-        "OPENROUTER_API_KEY": "sk-bench",
-        "OPENROUTER_BASE_URL": fake.base_url,
-        "INGESTION_POLL_SECONDS": "0.1",
-        "DB_POOL_MAX_SIZE": "20",
-    }
-    async with (
-        embedded_server(**server_settings) as server,
-        ChatbotClient(f"127.0.0.1:{server.port}", timeout=600) as client,
-    ):
-        uploaded = await client.upload_document(manual(), title="Controller manual")
-        await client.wait_for_document(uploaded.document.document_id)
-        for delay in (0.0, 0.2):
-            await sequential_ttft(client, fake, server, delay)
-        for streams in (200, 500):
-            await concurrent(client, fake, streams)
+    with redis_url() as redis:
+        server_settings = {
+            "OPENROUTER_API_KEY": "sk-bench",
+            "OPENROUTER_BASE_URL": fake.base_url,
+            "INGESTION_POLL_SECONDS": "0.1",
+            "DB_POOL_MAX_SIZE": "20",
+            "REDIS_URL": redis,
+            "RATE_LIMIT_AUTHENTICATED": "100000000/hour",
+            "RATE_LIMIT_CHAT": "100000000/minute",
+            "RATE_LIMIT_UPLOAD": "100000000/hour",
+            "RATE_LIMIT_BURST": "100000000/second",
+            "DAILY_COST_BUDGET_USD": "1000000",
+        }
+        async with embedded_server(**server_settings) as server:
+            _, secret = await create_key(server.resources.pool, "bench", "client")
+            async with ChatbotClient(
+                f"127.0.0.1:{server.port}", timeout=600, api_key=secret
+            ) as client:
+                await run(client, fake, server)
     await fake.stop()
+
+
+async def run(client: ChatbotClient, fake: FakeOpenAI, server: ChatbotServer) -> None:
+    uploaded = await client.upload_document(manual(), title="Controller manual")
+    await client.wait_for_document(uploaded.document.document_id)
+    for delay in (0.0, 0.2):
+        await sequential_ttft(client, fake, server, delay)
+    for streams in (200, 500):
+        await concurrent(client, fake, streams)
 
 
 if __name__ == "__main__":

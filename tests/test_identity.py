@@ -17,8 +17,10 @@ from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc, document_service_pb2_grpc
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import document_service_pb2 as documents_pb
+from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase, create_test_database
 from tests.governance_support import new_key, with_key
+from tests.pdfs import text_pdf
 from tests.polling import eventually
 from tests.rpc_errors import error_info
 from tests.servers import RunningServer, server_settings, start_server
@@ -233,3 +235,24 @@ async def test_keys_create_command_prints_the_secret_last_and_stores_only_its_ha
         chat_pb.ListConversationsRequest(), metadata=with_key(secret), timeout=5
     )
     assert list(listed.conversations) == []
+
+
+async def test_the_client_library_sends_its_key_on_every_kind_of_call(
+    identity_database: MigratedDatabase, redis_url: str
+) -> None:
+    _, secret = await new_key(identity_database.app_url, "library-user", "client")
+    running = await start_server(
+        server_settings(
+            identity_database.app_url, redis_url, ALLOW_ANONYMOUS="false", INGESTION_WORKERS="0"
+        )
+    )
+    try:
+        async with ChatbotClient(running.address, api_key=secret) as client:
+            uploaded = await client.upload_document(text_pdf(["Keyed upload."]), title="keyed")  # stream-unary
+            assert uploaded.document.document_id
+            events = [event async for event in client.ask("Is anything uploaded?")]  # unary-stream
+            conversation_id = events[0].started.conversation_id
+            listed = [c.conversation_id async for c in client.list_conversations()]  # unary
+            assert conversation_id in listed
+    finally:
+        await running.stop()

@@ -20,7 +20,7 @@ from chatbot.v1 import (
     document_service_pb2,
     document_service_pb2_grpc,
 )
-from chatbot_client.auth import ApiKeyInterceptor
+from chatbot_client.auth import api_key_interceptors
 
 pb = document_service_pb2
 chat_pb = chat_service_pb2
@@ -38,7 +38,7 @@ class ChatbotClient:
     def __init__(self, target: str, *, timeout: float = 30.0, api_key: str | None = None) -> None:
         self.target = target
         self.timeout = timeout
-        interceptors = [ApiKeyInterceptor(api_key)] if api_key else None
+        interceptors = api_key_interceptors(api_key) if api_key else None
         self._channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         self.chat = chat_service_pb2_grpc.ChatServiceStub(self._channel)
         self.documents = document_service_pb2_grpc.DocumentServiceStub(self._channel)
