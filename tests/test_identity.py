@@ -248,7 +248,9 @@ async def test_the_client_library_sends_its_key_on_every_kind_of_call(
     )
     try:
         async with ChatbotClient(running.address, api_key=secret) as client:
-            uploaded = await client.upload_document(text_pdf(["Keyed upload."]), title="keyed")  # stream-unary
+            uploaded = await client.upload_document(
+                text_pdf(["Keyed upload."]), title="keyed"
+            )  # stream-unary
             assert uploaded.document.document_id
             events = [event async for event in client.ask("Is anything uploaded?")]  # unary-stream
             conversation_id = events[0].started.conversation_id

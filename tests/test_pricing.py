@@ -39,5 +39,5 @@ def test_unknown_models_and_estimated_tokens_are_marked_estimated() -> None:
 
 def test_worst_case_counts_a_token_per_prompt_byte_and_every_output_token() -> None:
     # 10 bytes x $0.15 + 100 x $0.60 per million tokens = 61.5 micro-USD, rounded up.
-    assert worst_case_micro_usd("openai/gpt-4o-mini", "0123456789", 100) == 62
-    assert worst_case_micro_usd("gpt-4o-mini", "é", 0) == 1  # two bytes
+    assert worst_case_micro_usd("openai/gpt-4o-mini", len(b"0123456789"), 100) == 62
+    assert worst_case_micro_usd("gpt-4o-mini", len("é".encode()), 0) == 1

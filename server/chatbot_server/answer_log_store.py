@@ -8,6 +8,7 @@ figure always equals the sum of the ledger's rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,14 +52,16 @@ class AnswerLogEntry:
 
 
 async def record_call(
-    pool: asyncpg.Pool, entry: AnswerLogEntry, reservation_id: UUID | None = None
+    pool: asyncpg.Pool, entry: AnswerLogEntry, reservation_ids: Sequence[UUID] = ()
 ) -> int:
-    """Writes the row, adds its cost to today's totals and releases the call's reservation;
+    """Writes the row, adds its cost to today's totals and releases the call's reservations;
     returns the global total of the row's day, in micro-USD."""
     scopes = [GLOBAL_SCOPE] if entry.api_key_id is None else [GLOBAL_SCOPE, str(entry.api_key_id)]
     async with pool.acquire() as conn, conn.transaction():
-        if reservation_id is not None:
-            await conn.execute("DELETE FROM budget_reservations WHERE id = $1", reservation_id)
+        if reservation_ids:
+            await conn.execute(
+                "DELETE FROM budget_reservations WHERE id = ANY($1::uuid[])", list(reservation_ids)
+            )
         spent: int = await conn.fetchval(
             """
             WITH logged AS (

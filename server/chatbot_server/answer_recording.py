@@ -65,8 +65,8 @@ class AnswerIdentity:
     model: str
     embedding_model: str
     assignment: Assignment | None
-    # The budget reservation the ledger row settles.
-    reservation_id: UUID | None
+    # The budget reservations the ledger row settles.
+    reservation_ids: list[UUID]
 
 
 def cost_of(model: str, outcome: AnswerOutcome) -> tuple[int, str]:
@@ -147,7 +147,7 @@ async def record_answer(
                 error_type=outcome.error.reason if outcome.error else "",
                 error_message=outcome.error.message if outcome.error else "",
             ),
-            answer.reservation_id,
+            answer.reservation_ids,
         )
         budget.spent(spent)
     except (OSError, asyncpg.PostgresError) as error:

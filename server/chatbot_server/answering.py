@@ -37,7 +37,7 @@ from chatbot_server.conversions import retrieved_chunk
 from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError
 from chatbot_server.governance.api_keys import ApiKeyRecord
-from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import ActiveExperiment, Assignment
 from chatbot_server.llm import Finished, LlmClient, LlmError, ReportedUsage, TextDelta
 from chatbot_server.pricing import to_usd, worst_case_micro_usd
@@ -47,6 +47,9 @@ from chatbot_server.retrieval import Hit, SearchFilter, retrieve
 log = structlog.get_logger(__name__)
 
 CITATION_TEXT_LIMIT = 500
+# A numbered source in the prompt: a chunk of about CHUNK_SIZE_CHARS and its heading. Only
+# an estimate: a prompt that turns out larger is topped up before the model is called.
+SOURCE_BYTES_ESTIMATE = 1400
 HISTORY_MESSAGES = 10
 OFFLINE_QUOTE_CHARS = 400
 _FINISH = {
@@ -130,7 +133,7 @@ class Answerer:
         plan = await self._plan(question, conversation_id)
         model = plan.model
         stored: asyncio.Future[None] | None = None
-        reservation: UUID | None = None
+        reservation = CallReservation(self._budget, question.api_key)
         try:
             yield pb.StreamAnswerResponse(
                 started=pb.AnswerStarted(
@@ -148,6 +151,8 @@ class Answerer:
                 if question.conversation_id
                 else []
             )
+            if model:
+                reservation.start(self._estimated_worst_case(question, model, plan, history))
             outcome.hits = await self._retrieve(question, plan.top_k, outcome, started)
             # The question is stored while the model thinks: nothing on the way to the first
             # token waits for it (and retrieval, on two cores, ran faster without it).
@@ -167,8 +172,11 @@ class Answerer:
                     question.text, outcome.hits, history,
                     self._settings.history_token_budget, plan.system_prompt,
                 )  # fmt: skip
+                prompt_bytes = sum(len(m["content"].encode()) for m in messages)
+                assert self._llm is not None
+                worst_case = worst_case_micro_usd(model, prompt_bytes, self._llm.max_output_tokens)
                 try:
-                    reservation = await self._reserve(question, model, messages)
+                    await reservation.cover(worst_case)
                 except ServiceError as refusal:
                     if self._budget.exhausted_action != "offline":
                         raise
@@ -219,7 +227,7 @@ class Answerer:
                 model=model,
                 embedding_model=self._embedder.model_name,
                 assignment=plan.assignment,
-                reservation_id=reservation,
+                reservation_ids=await reservation.finished(),
             )
             recorded = record_answer(self._pool, self._budget, answer, stored, outcome, started)
             await asyncio.shield(recorded)
@@ -260,13 +268,14 @@ class Answerer:
         )
         return self._settings.model if english else self._settings.multilingual_model
 
-    async def _reserve(
-        self, question: Question, model: str, messages: list[dict[str, str]]
-    ) -> UUID:
+    def _estimated_worst_case(
+        self, question: Question, model: str, plan: _Plan, history: list[tuple[str, str]]
+    ) -> int:
+        """What the call will likely reserve, before retrieval has found its sources."""
         assert self._llm is not None
-        prompt = "".join(message["content"] for message in messages)
-        worst_case = worst_case_micro_usd(model, prompt, self._llm.max_output_tokens)
-        return await self._budget.reserve(question.api_key, worst_case)
+        known = plan.system_prompt + question.text + "".join(text for _, text in history)
+        prompt_bytes = len(known.encode()) + plan.top_k * SOURCE_BYTES_ESTIMATE
+        return worst_case_micro_usd(model, prompt_bytes, self._llm.max_output_tokens)
 
     async def _store_question(
         self, question: Question, conversation_id: UUID, question_id: UUID

@@ -65,11 +65,11 @@ def call_cost_micro_usd(
     return micro, PRICING_TABLE
 
 
-def worst_case_micro_usd(model: str, prompt: str, max_output_tokens: int) -> int:
+def worst_case_micro_usd(model: str, prompt_bytes: int, max_output_tokens: int) -> int:
     """The most a call can cost: a byte-level tokenizer makes at most one token per UTF-8
     byte of the prompt, and the provider stops at `max_output_tokens`."""
     price = price_of(model) or FALLBACK_PRICE
-    return _micro_usd(price, len(prompt.encode()), max_output_tokens)
+    return _micro_usd(price, prompt_bytes, max_output_tokens)
 
 
 def _micro_usd(price: Price, prompt_tokens: int, completion_tokens: int) -> int:

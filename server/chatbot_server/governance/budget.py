@@ -166,9 +166,6 @@ class Budget:
         raise self._status(refusing.scope, refusing.spent_micro_usd, refusing.reserved_micro_usd,
                            refusing.budget_micro_usd).exceeded(in_flight=True)  # fmt: skip
 
-    async def release(self, reservation_id: UUID) -> None:
-        await budget_store.release(self._pool, reservation_id)
-
     async def status(self, scope: str, budget_micro_usd: int) -> BudgetStatus:
         spent, reserved = await budget_store.totals(self._pool, utc_today(), scope)
         return self._status(scope, spent, reserved, budget_micro_usd)
@@ -230,3 +227,39 @@ class Budget:
             budget_micro_usd=budget,
             alert_threshold=self._settings.alert_threshold,
         )
+
+
+class CallReservation:
+    """One model call's worst case, reserved in up to two steps so that the first token
+    never waits for the budget: an estimate reserved while retrieval runs, topped up once
+    the prompt is known if the estimate fell short. The ledger row releases every part."""
+
+    def __init__(self, budget: Budget, key: ApiKeyRecord | None) -> None:
+        self._budget = budget
+        self._key = key
+        self._estimate: asyncio.Future[None] | None = None
+        self.ids: list[UUID] = []
+        self._reserved = 0
+
+    def start(self, estimate_micro_usd: int) -> None:
+        self._estimate = asyncio.ensure_future(self._reserve(estimate_micro_usd))
+
+    async def cover(self, worst_case_micro_usd: int) -> None:
+        """Holds at least `worst_case_micro_usd`; raises the refusing budget's error."""
+        if self._estimate is not None:
+            await self._estimate
+        if worst_case_micro_usd > self._reserved:
+            await self._reserve(worst_case_micro_usd - self._reserved)
+
+    async def finished(self) -> list[UUID]:
+        """The reservations made, once none is still being made (a refusal no longer
+        matters here: the call did not go ahead)."""
+        if self._estimate is not None and not self._estimate.done():
+            await asyncio.gather(self._estimate, return_exceptions=True)
+        if self._estimate is not None and self._estimate.done() and not self._estimate.cancelled():
+            self._estimate.exception()  # observed, so asyncio does not warn about it
+        return self.ids
+
+    async def _reserve(self, amount_micro_usd: int) -> None:
+        self.ids.append(await self._budget.reserve(self._key, amount_micro_usd))
+        self._reserved += amount_micro_usd

@@ -57,6 +57,9 @@ DECLARE
     v_budget bigint[];
     v_granted boolean;
 BEGIN
+    -- A reservation lives for one call; losing the last ones to a crash of the database is
+    -- harmless (the calls' ledger rows still settle), so its commit need not wait for disk.
+    PERFORM set_config('synchronous_commit', 'off', true);
     INSERT INTO budget_days (day, scope)
     SELECT v_day, s FROM unnest(p_scopes) AS s ORDER BY s
     ON CONFLICT DO NOTHING;
