@@ -293,3 +293,35 @@ async def test_an_exhausted_budget_can_answer_offline_instead(
     usage = next(e.usage for e in events if e.WhichOneof("event") == "usage")
     assert usage.usage.cost_usd == 0
     assert len(budget.fake.requests) == requests_before  # the model was never called
+
+
+async def test_stopping_the_server_mid_answer_records_and_settles_it(
+    budget: BudgetRig, redis_url: str
+) -> None:
+    running = await start_server(
+        server_settings(
+            budget.database.app_url,
+            redis_url,
+            OPENROUTER_API_KEY="sk-or-test",
+            OPENROUTER_BASE_URL=budget.fake.base_url,
+            SIMILARITY_THRESHOLD="0",
+        )
+    )
+    budget.fake.replies.append(Reply(["slow "] * 100, piece_delay=0.1))
+    async with grpc.aio.insecure_channel(running.address) as channel:
+        call = chat_service_pb2_grpc.ChatServiceStub(channel).StreamAnswer(
+            chat_pb.StreamAnswerRequest(question=QUESTION), timeout=30
+        )
+        async for event in call:
+            if event.WhichOneof("event") == "delta":
+                break
+        # As on SIGTERM: a short grace, then the pool closes right after the stop.
+        await running.stop(grace_seconds=0.2)
+
+    async with app_pool(budget.database.app_url) as pool:
+        row = await pool.fetchrow("SELECT * FROM answer_logs WHERE method LIKE '%StreamAnswer'")
+        message = await pool.fetchrow("SELECT * FROM messages WHERE id = $1", row["message_id"])
+    assert row["finish_reason"] == "cancelled"
+    assert message["status"] == "cancelled" and message["content"].startswith("slow")
+    ledger, spent, reserved = await ledger_and_budget(budget)
+    assert (ledger, reserved) == (spent, 0)

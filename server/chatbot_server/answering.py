@@ -124,8 +124,25 @@ class Answerer:
         self._retrieval = retrieval
         self._budget = budget
         self._experiments = experiments
+        self._recordings: set[asyncio.Future[None]] = set()
+        self._in_flight = 0
+        self._none_in_flight = asyncio.Event()
+        self._none_in_flight.set()
 
     async def answer(self, question: Question) -> AsyncIterator[pb.StreamAnswerResponse]:
+        """The answer's events; counted in flight until its recording has begun."""
+        self._in_flight += 1
+        self._none_in_flight.clear()
+        try:
+            async with contextlib.aclosing(self._answer(question)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._none_in_flight.set()
+
+    async def _answer(self, question: Question) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
         started = time.perf_counter()
         outcome = AnswerOutcome()
         conversation_id = question.conversation_id or uuid.uuid4()
@@ -229,8 +246,20 @@ class Answerer:
                 assignment=plan.assignment,
                 reservation_ids=await reservation.finished(),
             )
-            recorded = record_answer(self._pool, self._budget, answer, stored, outcome, started)
-            await asyncio.shield(recorded)
+            recording = asyncio.ensure_future(
+                record_answer(self._pool, self._budget, answer, stored, outcome, started)
+            )
+            self._recordings.add(recording)
+            recording.add_done_callback(self._recordings.discard)
+            # A cancelled call (the caller left, or the server is stopping) still records.
+            await asyncio.shield(recording)
+
+    async def drain(self) -> None:
+        """Waits until every answer has ended and been recorded: the server calls this after
+        it stopped its calls and before it closes the database pool."""
+        await self._none_in_flight.wait()
+        while self._recordings:
+            await asyncio.gather(*self._recordings, return_exceptions=True)
 
     async def _plan(self, question: Question, conversation_id: UUID) -> _Plan:
         assignment = await self._experiments.assign(conversation_id)

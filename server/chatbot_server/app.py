@@ -180,6 +180,7 @@ class ChatbotServer:
         ]
         self.api_keys = ApiKeyCache(resources.pool, settings.identity.api_key_cache_seconds)
         self.experiments = ActiveExperiment(resources.pool)
+        self.answerer = answerer(settings, resources, self.experiments)
         self.server = grpc.aio.server(
             interceptors=_interceptors(settings, resources, self.api_keys),
             options=_SERVER_OPTIONS,
@@ -192,7 +193,7 @@ class ChatbotServer:
                 settings=settings,
                 document_queued=self._wake_workers,
                 shutting_down=self.shutting_down,
-                answerer=answerer(settings, resources, self.experiments),
+                answerer=self.answerer,
                 budget=resources.budget,
                 rate_limiter=resources.rate_limiter,
                 api_keys=self.api_keys,
@@ -233,11 +234,14 @@ class ChatbotServer:
         return self.port
 
     async def stop(self, grace_seconds: float) -> None:
-        """Stops taking calls, lets calls in flight finish for up to the grace period."""
+        """Stops taking calls, lets calls in flight finish for up to the grace period, then
+        cancels the rest and waits until every answer is recorded (its ledger row settling
+        its budget reservation); the caller closes the pool after."""
         log.info("server.stopping", grace_seconds=grace_seconds)
         self.shutting_down.set()
         await self.health.shut_down()
         await self.server.stop(grace_seconds)
+        await self.answerer.drain()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
