@@ -32,8 +32,9 @@ lint: install
 	$(BIN)/python scripts/generate_protos.py --check
 
 ## Benchmarks; each prints its figures.
-bench: install
+bench: install redis-server
 	$(BIN)/python scripts/bench_grpc_overhead.py
+	$(BIN)/python scripts/bench_governance.py
 	$(BIN)/python scripts/bench_documents.py
 	$(BIN)/python scripts/bench_chat.py
 
