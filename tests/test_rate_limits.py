@@ -24,8 +24,9 @@ from chatbot_server.governance.rate_limiter import (
 )
 from chatbot_server.redis_connection import connect_redis
 from tests.conftest import LogSink
-from tests.databases import MigratedDatabase, create_test_database
+from tests.databases import MigratedDatabase, create_test_database, free_port
 from tests.governance_support import new_key, with_key
+from tests.processes import ServerProcess
 from tests.redis_servers import RedisServer
 from tests.rpc_errors import detail, error_info
 from tests.servers import server_settings, start_server
@@ -155,16 +156,26 @@ async def test_the_101st_anonymous_call_in_a_minute_is_refused_with_details(
     assert 0 < int(trailing["retry-after"]) <= 60
 
 
-async def test_two_servers_share_one_limit_through_one_redis(
+async def test_two_server_processes_admit_exactly_the_limit_between_them(
     limits_database: MigratedDatabase, own_redis: RedisServer
 ) -> None:
-    _, secret = await new_key(limits_database.app_url, "shared", "client", rate_limit="30/minute")
-    settings = server_settings(limits_database.app_url, own_redis.url, **LIMITED)
-    first, second = await start_server(settings), await start_server(settings)
+    _, secret = await new_key(limits_database.app_url, "shared", "client", rate_limit="50/minute")
+    here = await start_server(server_settings(limits_database.app_url, own_redis.url, **LIMITED))
+    elsewhere = ServerProcess(
+        {
+            **LIMITED,
+            "DATABASE_URL": limits_database.app_url,
+            "REDIS_URL": own_redis.url,
+            "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+            "INGESTION_WORKERS": "0",
+        }
+    )
+    await elsewhere.start()
     try:
+        started = await elsewhere.wait_for_event("server.started")
         async with (
-            grpc.aio.insecure_channel(first.address) as one,
-            grpc.aio.insecure_channel(second.address) as two,
+            grpc.aio.insecure_channel(here.address) as one,
+            grpc.aio.insecure_channel(str(started["address"])) as two,
         ):
 
             async def attempt(channel: grpc.aio.Channel) -> bool:
@@ -175,11 +186,11 @@ async def test_two_servers_share_one_limit_through_one_redis(
                     return False
                 return True
 
-            outcomes = await asyncio.gather(*(attempt(c) for c in [one, two] * 40))
+            outcomes = await asyncio.gather(*(attempt(c) for c in [one, two] * 100))
     finally:
-        await first.stop()
-        await second.stop()
-    assert sum(outcomes) == 30
+        await here.stop()
+        await elsewhere.kill()
+    assert sum(outcomes) == 50
 
 
 async def test_redis_outage_follows_the_failure_mode_and_limits_return_with_it(
