@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from chatbot_server.app import ChatbotServer, open_resources
@@ -16,27 +15,16 @@ from chatbot_server.config import Settings
 
 # The benchmarks start Redis as the tests do.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.redis_servers import RedisServer
+from tests.redis_servers import redis_url_or_own
+
+# REDIS_URL when set, else a redis-server of the benchmark's own while the block runs.
+redis_url = redis_url_or_own
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@contextmanager
-def redis_url() -> Iterator[str]:
-    """REDIS_URL when set, else a redis-server of the benchmark's own."""
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    server = RedisServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @asynccontextmanager

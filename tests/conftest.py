@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from chatbot_server.logs import configure_logging
 from tests.databases import MigratedDatabase, create_test_database, new_embedded_cluster
-from tests.redis_servers import RedisServer
+from tests.redis_servers import redis_url_or_own
 from tests.servers import RunningServer, server_settings, start_server
 
 
@@ -66,16 +66,8 @@ async def database(postgres_superuser_url: str) -> MigratedDatabase:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """REDIS_URL when set, else a redis-server of the test session's own."""
-    external = os.environ.get("REDIS_URL")
-    if external:
-        yield external
-        return
-    server = RedisServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with redis_url_or_own() as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 
@@ -55,3 +58,18 @@ class RedisServer:
             self._process.terminate()
             self._process.wait(10)
             self._process = None
+
+
+@contextmanager
+def redis_url_or_own() -> Iterator[str]:
+    """REDIS_URL when set, else a redis-server of our own while the block runs."""
+    external = os.environ.get("REDIS_URL")
+    if external:
+        yield external
+        return
+    server = RedisServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 from chatbot_server.errors import bad_request
 
+T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
@@ -42,3 +45,22 @@ def decode_token(token: str, scope: str) -> tuple[datetime, UUID] | None:
             "is not a token this listing returned; pass the `next_page_token` of the previous "
             "page with the same filters, or none for the first page",
         ) from None
+
+
+def by_record(row: Any) -> tuple[datetime, UUID]:
+    """The keyset of a record with `created_at` and `id` attributes."""
+    return row.created_at, row.id
+
+
+def split_page(
+    rows: Sequence[T],
+    limit: int,
+    scope: str,
+    keyset: Callable[[T], tuple[datetime, UUID]] = by_record,
+) -> tuple[list[T], str]:
+    """The page (rows were fetched `limit + 1`, to see whether more follow) and the token
+    of the next page, empty on the last."""
+    if len(rows) <= limit:
+        return list(rows), ""
+    created_at, row_id = keyset(rows[limit - 1])
+    return list(rows[:limit]), encode_token(created_at, row_id, scope)

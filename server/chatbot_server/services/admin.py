@@ -125,12 +125,11 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         limit = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token, scope)
         rows = await answer_log_store.list_answer_logs(self._pool, where, limit + 1, after)
-        token = ""
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            token = pagination.encode_token(last["created_at"], last["id"], scope)
+        page, token = pagination.split_page(
+            rows, limit, scope, lambda row: (row["created_at"], row["id"])
+        )
         return pb.ListAnswerLogsResponse(
-            answer_logs=[_answer_log(row) for row in rows[:limit]], next_page_token=token
+            answer_logs=[_answer_log(row) for row in page], next_page_token=token
         )
 
     async def GetFeedbackSummary(
@@ -211,12 +210,9 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         limit = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token, "experiments")
         records = await experiment_store.list_experiments(self._pool, limit + 1, after)
-        token = ""
-        if len(records) > limit:
-            last = records[limit - 1]
-            token = pagination.encode_token(last.created_at, last.id, "experiments")
+        page, token = pagination.split_page(records, limit, "experiments")
         return pb.ListExperimentsResponse(
-            experiments=[_experiment_proto(r) for r in records[:limit]], next_page_token=token
+            experiments=[_experiment_proto(r) for r in page], next_page_token=token
         )
 
     async def UpdateExperiment(
@@ -332,13 +328,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         limit = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token, scope)
         records = await api_key_store.list_keys(self._pool, request.show_revoked, limit + 1, after)
-        token = ""
-        if len(records) > limit:
-            last = records[limit - 1]
-            token = pagination.encode_token(last.created_at, last.id, scope)
-        return pb.ListApiKeysResponse(
-            api_keys=[_key_proto(r) for r in records[:limit]], next_page_token=token
-        )
+        page, token = pagination.split_page(records, limit, scope)
+        return pb.ListApiKeysResponse(api_keys=[_key_proto(r) for r in page], next_page_token=token)
 
     async def RevokeApiKey(
         self, request: pb.RevokeApiKeyRequest, context: object

@@ -104,12 +104,9 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
         records = await chat_store.list_conversations(
             self._pool, call.identity, session_id, limit + 1, after
         )
-        token = ""
-        if len(records) > limit:
-            last = records[limit - 1]
-            token = pagination.encode_token(last.created_at, last.id, scope)
+        page, token = pagination.split_page(records, limit, scope)
         return pb.ListConversationsResponse(
-            conversations=[_conversation(r) for r in records[:limit]], next_page_token=token
+            conversations=[_conversation(r) for r in page], next_page_token=token
         )
 
     async def DeleteConversation(

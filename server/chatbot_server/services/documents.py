@@ -112,12 +112,9 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         limit = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token, scope)
         records, total = await document_store.list_documents(self._pool, where, limit + 1, after)
-        next_token = ""
-        if len(records) > limit:
-            last = records[limit - 1]
-            next_token = pagination.encode_token(last.created_at, last.id, scope)
+        page, next_token = pagination.split_page(records, limit, scope)
         return pb.ListDocumentsResponse(
-            documents=[document_proto(r) for r in records[:limit]],
+            documents=[document_proto(r) for r in page],
             next_page_token=next_token,
             total_size=total,
         )
