@@ -13,6 +13,8 @@ from types import TracebackType
 
 import grpc
 import structlog
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2
 
 from chatbot_server.call_context import (
     REQUEST_ID_KEY,
@@ -20,6 +22,7 @@ from chatbot_server.call_context import (
     request_id_from,
     set_current_call,
 )
+from chatbot_server.database import UNREACHABLE_ERRORS
 from chatbot_server.errors import STATUS_DETAILS_KEY, ServiceError
 from chatbot_server.interception import AroundInterceptor
 
@@ -74,6 +77,14 @@ class _AccessLogged:
     def _as_service_error(self, error: Exception) -> ServiceError:
         if isinstance(error, ServiceError):
             return error
+        if isinstance(error, UNREACHABLE_ERRORS):
+            log.warning("rpc.database_unavailable", error=type(error).__name__)
+            return ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                "the database is unreachable; retry shortly",
+                reason="DATABASE_UNAVAILABLE",
+                details=[error_details_pb2.RetryInfo(retry_delay=Duration(seconds=1))],
+            )
         log.error("rpc.unhandled_error", exc_info=error)
         return ServiceError(
             grpc.StatusCode.INTERNAL,

@@ -150,8 +150,8 @@ async def record_answer(
             answer.reservation_ids,
         )
         budget.spent(spent)
-    except (OSError, asyncpg.PostgresError) as error:
-        log.error("answer.not_recorded", error=str(error))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        log.error("answer.not_recorded", error=f"{type(error).__name__}: {error}")
     log.info(
         "answer.finished",
         finish_reason=outcome.finish_reason,

@@ -27,6 +27,18 @@ class DatabaseUnavailableError(RuntimeError):
     """PostgreSQL could not be reached at start."""
 
 
+# What a call meets when PostgreSQL is down, restarting, refusing the app role or gone
+# from under an open connection: a condition to retry, not a bug.
+UNREACHABLE_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InterfaceError,
+)
+
+
 @dataclass(frozen=True)
 class EmbeddedDatabase:
     """A started embedded cluster with the URLs of its two roles."""

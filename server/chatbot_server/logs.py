@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 
 def configure_logging(level: str, log_format: str, stream: TextIO | None = None) -> None:
@@ -21,7 +22,9 @@ def configure_logging(level: str, log_format: str, stream: TextIO | None = None)
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks,
+            # Tracebacks without their frames' local variables: those hold connection
+            # strings with passwords, and users' questions and titles.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
