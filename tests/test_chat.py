@@ -345,3 +345,20 @@ async def test_feedback_is_one_per_answer_and_can_be_changed(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.chat.SubmitFeedback(pb.SubmitFeedbackRequest(message_id=answer_id))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_answer_is_stored_before_done_is_sent(client: ChatbotClient) -> None:
+    for _ in range(15):
+        call = client.chat.StreamAnswer(pb.StreamAnswerRequest(question=QUESTION), timeout=30)
+        answer_id = ""
+        async for event in call:
+            kind = event.WhichOneof("event")
+            if kind == "started":
+                answer_id = event.started.assistant_message_id
+            elif kind == "done":
+                # At once, as a front end showing rating buttons would.
+                await client.chat.SubmitFeedback(
+                    pb.SubmitFeedbackRequest(
+                        message_id=answer_id, rating=pb.FEEDBACK_RATING_POSITIVE
+                    )
+                )

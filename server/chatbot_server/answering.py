@@ -151,6 +151,39 @@ class Answerer:
         model = plan.model
         stored: asyncio.Future[None] | None = None
         reservation = CallReservation(self._budget, question.api_key)
+        recorded = False
+
+        async def record() -> None:
+            """Stores the answer and its ledger row, once: before `done` is sent, or as the
+            call is cut (the caller left, or the server is stopping)."""
+            nonlocal recorded, stored
+            if recorded:
+                return
+            recorded = True
+            if stored is None:
+                stored = asyncio.ensure_future(
+                    self._store_question(question, conversation_id, question_id)
+                )
+            answer = AnswerIdentity(
+                request_id=question.request_id,
+                method=question.method,
+                identity=question.identity,
+                api_key_id=question.api_key.id if question.api_key else None,
+                question=question.text,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                model=model,
+                embedding_model=self._embedder.model_name,
+                assignment=plan.assignment,
+                reservation_ids=await reservation.finished(),
+            )
+            recording = asyncio.ensure_future(
+                record_answer(self._pool, self._budget, answer, stored, outcome, started)
+            )
+            self._recordings.add(recording)
+            recording.add_done_callback(self._recordings.discard)
+            await asyncio.shield(recording)
+
         try:
             yield pb.StreamAnswerResponse(
                 started=pb.AnswerStarted(
@@ -216,11 +249,13 @@ class Answerer:
                 )
             )
             yield pb.StreamAnswerResponse(usage=self._usage(model, outcome, started))
+            await record()
             yield pb.StreamAnswerResponse(
                 done=pb.AnswerDone(finish_reason=_FINISH[outcome.finish_reason], warnings=warnings)
             )
         except ServiceError as error:
             outcome.finish_reason, outcome.error = "error", error
+            await record()
             yield pb.StreamAnswerResponse(
                 done=pb.AnswerDone(
                     finish_reason=pb.FINISH_REASON_ERROR,
@@ -229,30 +264,7 @@ class Answerer:
             )
             raise
         finally:
-            if stored is None:
-                stored = asyncio.ensure_future(
-                    self._store_question(question, conversation_id, question_id)
-                )
-            answer = AnswerIdentity(
-                request_id=question.request_id,
-                method=question.method,
-                identity=question.identity,
-                api_key_id=question.api_key.id if question.api_key else None,
-                question=question.text,
-                conversation_id=conversation_id,
-                message_id=message_id,
-                model=model,
-                embedding_model=self._embedder.model_name,
-                assignment=plan.assignment,
-                reservation_ids=await reservation.finished(),
-            )
-            recording = asyncio.ensure_future(
-                record_answer(self._pool, self._budget, answer, stored, outcome, started)
-            )
-            self._recordings.add(recording)
-            recording.add_done_callback(self._recordings.discard)
-            # A cancelled call (the caller left, or the server is stopping) still records.
-            await asyncio.shield(recording)
+            await record()
 
     async def drain(self) -> None:
         """Waits until every answer has ended and been recorded: the server calls this after
