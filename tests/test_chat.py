@@ -300,6 +300,10 @@ async def test_conversations_belong_to_their_session(client: ChatbotClient) -> N
         pb.ListConversationsRequest(session_id="owner-session")
     )
     assert [c.title for c in listed.conversations] == ["Mine"]
+    # Neither another session nor a caller giving no session sees it or its title.
+    for other in ("intruder", ""):
+        listed = await client.chat.ListConversations(pb.ListConversationsRequest(session_id=other))
+        assert conversation_id not in [c.conversation_id for c in listed.conversations]
     await client.chat.DeleteConversation(
         pb.DeleteConversationRequest(conversation_id=conversation_id, session_id="owner-session")
     )

@@ -80,14 +80,14 @@ async def get_conversation(pool: asyncpg.Pool, conversation_id: UUID) -> Convers
 async def list_conversations(
     pool: asyncpg.Pool,
     owner: str,
-    session_id: str | None,
+    session_id: str,
     limit: int,
     after: tuple[datetime, UUID] | None,
 ) -> list[ConversationRecord]:
     rows = await pool.fetch(
         f"""
         SELECT {CONVERSATION_COLUMNS} FROM conversations c
-        WHERE c.owner = $1 AND ($2::text IS NULL OR c.session_id = $2)
+        WHERE c.owner = $1 AND c.session_id = $2
           AND ($3::timestamptz IS NULL OR (c.created_at, c.id) < ($3, $4::uuid))
         ORDER BY c.created_at DESC, c.id DESC
         LIMIT $5

@@ -97,7 +97,7 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
         self, request: pb.ListConversationsRequest, context: object
     ) -> pb.ListConversationsResponse:
         call = call_in_progress()
-        session_id = bounded_text("session_id", request.session_id, 200) or None
+        session_id = bounded_text("session_id", request.session_id, 200)
         scope = f"conversations:{call.identity}:{session_id}"
         limit = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token, scope)

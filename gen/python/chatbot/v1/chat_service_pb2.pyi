@@ -708,7 +708,9 @@ class ListConversationsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """Only conversations created with this session id; empty lists all of the caller's."""
+    """The caller's session: lists the conversations created with this session id; empty
+    lists those created without one. A session never sees another session's titles.
+    """
     page_size: _builtins.int
     """At most this many conversations, 1 to 100; 0 means 20."""
     page_token: _builtins.str
