@@ -1,4 +1,8 @@
-"""AIP-158 pagination: page sizes and opaque, tamper-evident page tokens over a keyset."""
+"""AIP-158 pagination: page sizes and opaque page tokens over a keyset.
+
+A token names the last row of a page in one listing (its scope). It is checked, not
+trusted: a made-up token can only move a caller within the rows its own query may see,
+so a malformed one is INVALID_ARGUMENT and never reaches the database."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -14,6 +18,9 @@ from chatbot_server.errors import bad_request
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 20
+# Rows are made between these times; a keyset outside them is forged.
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_PAGE_SIZE = 100
 
 
@@ -38,8 +45,11 @@ def decode_token(token: str, scope: str) -> tuple[datetime, UUID] | None:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if raw["s"] != scope:
             raise ValueError("token of another listing")
-        return datetime.fromisoformat(raw["c"]), UUID(raw["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        created_at = datetime.fromisoformat(raw["c"])
+        if created_at.tzinfo is None or not _EARLIEST <= created_at <= _LATEST:
+            raise ValueError("not a time a row was made")
+        return created_at, UUID(raw["i"])
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError, OverflowError):
         raise bad_request(
             "page_token",
             "is not a token this listing returned; pass the `next_page_token` of the previous "

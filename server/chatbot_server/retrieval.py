@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chatbot_server.embeddings import Embedder
-from chatbot_server.text_search import text_search_config
+from chatbot_server.text_search import plain_words, text_search_config
 
 # Reciprocal rank fusion's damping constant, as in Cormack et al. (2009).
 RRF_K = 60
@@ -163,7 +163,7 @@ async def retrieve(
     (query_vector,) = await embedder.embed([query])
     candidates = await find_candidates(
         pool,
-        query,
+        plain_words(query),
         query_vector,
         embedder.model_name,
         where,

@@ -18,6 +18,8 @@ def parse_uuid(field: str, value: str) -> UUID:
 
 
 def bounded_text(field: str, value: str, maximum: int, *, required: bool = False) -> str:
+    if "\x00" in value:
+        raise bad_request(field, "must not contain NUL characters (U+0000)")
     value = value.strip()
     if required and not value:
         raise bad_request(field, "must not be empty")

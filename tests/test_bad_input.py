@@ -1,0 +1,64 @@
+"""Input that once reached PostgreSQL or its parsers and came back INTERNAL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import grpc
+import pytest
+
+from chatbot.v1 import chat_service_pb2 as chat_pb
+from chatbot.v1 import chat_service_pb2_grpc, document_service_pb2_grpc
+from chatbot.v1 import document_service_pb2 as documents_pb
+from tests.rpc_errors import error_info
+
+
+async def test_nul_characters_are_refused_naming_the_field(channel: grpc.aio.Channel) -> None:
+    chat = chat_service_pb2_grpc.ChatServiceStub(channel)
+    documents = document_service_pb2_grpc.DocumentServiceStub(channel)
+    calls = {
+        "question": chat.StreamAnswer(chat_pb.StreamAnswerRequest(question="why\x00?")),
+        "title": chat.CreateConversation(chat_pb.CreateConversationRequest(title="a\x00b")),
+        "query": documents.Search(documents_pb.SearchRequest(query="port\x00")),
+        "comment": chat.SubmitFeedback(
+            chat_pb.SubmitFeedbackRequest(
+                message_id=str(uuid.uuid4()),
+                rating=chat_pb.FEEDBACK_RATING_POSITIVE,
+                comment="\x00",
+            )
+        ),
+    }
+    for field, call in calls.items():
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            if isinstance(call, grpc.aio.UnaryStreamCall):
+                [event async for event in call]
+            else:
+                await call
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert field in (raised.value.details() or ""), field
+
+
+async def test_query_syntax_in_a_question_is_only_words(channel: grpc.aio.Channel) -> None:
+    documents = document_service_pb2_grpc.DocumentServiceStub(channel)
+    for query in ("-" * 40, '"unclosed phrase', "red or -blue or"):
+        response = await documents.Search(documents_pb.SearchRequest(query=query), timeout=30)
+        assert response.took_ms >= 0
+
+
+async def test_forged_page_tokens_are_invalid_arguments(channel: grpc.aio.Channel) -> None:
+    chat = chat_service_pb2_grpc.ChatServiceStub(channel)
+    scope = "conversations:ip:127.0.0.1:"
+    forged = [
+        {"c": "0001-01-01T00:00:00", "i": str(uuid.uuid4()), "s": scope},
+        {"c": "0001-01-01T00:00:00+00:00", "i": str(uuid.uuid4()), "s": scope},
+        {"c": "2026-01-01T00:00:00+00:00", "i": "not-a-uuid", "s": scope},
+        ["not", "an", "object"],
+    ]
+    for raw in forged:
+        token = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await chat.ListConversations(chat_pb.ListConversationsRequest(page_token=token))
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raw
+        assert error_info(raised.value).reason == "INVALID_ARGUMENT"
