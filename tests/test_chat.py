@@ -16,8 +16,10 @@ from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot_client import ChatbotClient
 from chatbot_server.fake_openai import Failure, FakeOpenAI, Reply
+from tests.conftest import LogSink
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf
+from tests.polling import eventually
 from tests.servers import RunningServer, server_settings, start_server
 
 QUESTION = "Which port takes the DMX cable, and what does a blinking red LED mean?"
@@ -223,6 +225,14 @@ async def test_model_failures_end_the_stream_with_a_clean_status_and_are_logged(
     )
     assert (log["finish_reason"], log["error_type"]) == ("error", error_type)
     assert log["error_message"]
+    if failures:
+        # Refused before it took the request: the provider charged nothing, nor does the ledger.
+        (cost,) = await rows(
+            chat_database,
+            "SELECT prompt_tokens, cost_micro_usd FROM answer_logs WHERE request_id = $1",
+            request_id,
+        )
+        assert (cost["prompt_tokens"], cost["cost_micro_usd"]) == (0, 0)
     (message,) = await rows(
         chat_database, "SELECT status, content FROM messages WHERE request_id = $1 AND "
         "role = 'assistant'", request_id,
@@ -232,7 +242,10 @@ async def test_model_failures_end_the_stream_with_a_clean_status_and_are_logged(
 
 
 async def test_cancelling_mid_stream_stops_the_model_and_logs_partial_usage(
-    client: ChatbotClient, fake_llm: FakeOpenAI, chat_database: MigratedDatabase
+    client: ChatbotClient,
+    fake_llm: FakeOpenAI,
+    chat_database: MigratedDatabase,
+    log_sink: LogSink,
 ) -> None:
     fake_llm.replies.append(Reply([f"word{n} " for n in range(50)], piece_delay=0.1))
     call = client.chat.StreamAnswer(pb.StreamAnswerRequest(question=QUESTION), timeout=30)
@@ -263,6 +276,8 @@ async def test_cancelling_mid_stream_stops_the_model_and_logs_partial_usage(
     assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
     assert row["cost_micro_usd"] > 0
     assert fake_llm.disconnects >= 1
+    finished = [e for e in log_sink.events("rpc.finished") if e.get("request_id") == request_id]
+    assert [e["code"] for e in finished] == ["CANCELLED"]
 
 
 async def test_quiet_model_gets_heartbeats_in_between(
@@ -274,15 +289,31 @@ async def test_quiet_model_gets_heartbeats_in_between(
     assert order.index("heartbeat") < order.index("delta")
 
 
-async def test_the_callers_deadline_reaches_the_model_call(
-    client: ChatbotClient, fake_llm: FakeOpenAI
+async def test_the_callers_deadline_reaches_the_model_call_and_the_records(
+    client: ChatbotClient,
+    fake_llm: FakeOpenAI,
+    chat_database: MigratedDatabase,
+    log_sink: LogSink,
 ) -> None:
     fake_llm.replies.append(Reply(["too late"], first_byte_delay=0.8))
     call = client.chat.StreamAnswer(pb.StreamAnswerRequest(question=QUESTION), timeout=0.6)
+    request_id = ""
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        async for _ in call:
-            pass
+        async for event in call:
+            request_id = request_id or event.started.request_id
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    async def logged() -> list[asyncpg.Record]:
+        return await rows(
+            chat_database,
+            "SELECT finish_reason, error_type FROM answer_logs WHERE request_id = $1",
+            request_id,
+        )
+
+    (log,) = await eventually(logged)
+    assert (log["finish_reason"], log["error_type"]) == ("error", "DEADLINE_EXCEEDED")
+    finished = [e for e in log_sink.events("rpc.finished") if e.get("request_id") == request_id]
+    assert [e["code"] for e in finished] == ["DEADLINE_EXCEEDED"]
 
 
 async def test_conversations_belong_to_their_session(client: ChatbotClient) -> None:

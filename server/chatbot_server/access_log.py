@@ -61,11 +61,12 @@ class _AccessLogged:
     ) -> None:
         code = grpc.StatusCode.OK
         try:
-            if error is None:
-                code = _code_of(self._context)
-            elif isinstance(error, asyncio.CancelledError | GeneratorExit):
-                code = grpc.StatusCode.CANCELLED
-            elif isinstance(error, grpc.aio.AbortError):
+            if isinstance(error, asyncio.CancelledError | GeneratorExit) or (
+                error is None and self._context.cancelled()
+            ):
+                # The caller left or its deadline passed, however far the handler got.
+                code = _interruption(self._context)
+            elif error is None or isinstance(error, grpc.aio.AbortError):
                 code = _code_of(self._context)
             elif isinstance(error, Exception):
                 service_error = self._as_service_error(error)
@@ -117,3 +118,11 @@ def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     if isinstance(code, grpc.StatusCode):
         return code
     return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+
+
+def _interruption(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """What the caller of an interrupted call saw: its deadline passing, or its own cancel."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED

@@ -46,6 +46,8 @@ class AnswerOutcome:
     # Characters sent to the model, to estimate the tokens of a call cut short before the
     # provider reported its usage.
     prompt_chars: int = 0
+    # Whether the provider took the request; one it refused (429, 5xx, 400) cost nothing.
+    provider_accepted: bool = False
     hits: list[Hit] = field(default_factory=list)
     retrieval_ms: int = 0
     first_token_ms: int = 0
@@ -83,9 +85,9 @@ def cost_of(model: str, outcome: AnswerOutcome) -> tuple[int, str]:
 
 
 def estimate_unreported_usage(outcome: AnswerOutcome) -> None:
-    """A cancelled or failed call still spent tokens; without the provider's figures,
-    estimate them from the characters sent and received."""
-    if outcome.prompt_chars and not (outcome.prompt_tokens or outcome.completion_tokens):
+    """A cancelled or failed call that the provider took still spent tokens; without the
+    provider's figures, estimate them from the characters sent and received."""
+    if outcome.provider_accepted and not (outcome.prompt_tokens or outcome.completion_tokens):
         outcome.prompt_tokens = outcome.prompt_chars // CHARS_PER_TOKEN
         outcome.completion_tokens = len("".join(outcome.text)) // CHARS_PER_TOKEN
         outcome.tokens_estimated = True

@@ -39,7 +39,7 @@ from chatbot_server.errors import ServiceError
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import ActiveExperiment, Assignment
-from chatbot_server.llm import Finished, LlmClient, LlmError, ReportedUsage, TextDelta
+from chatbot_server.llm import Accepted, Finished, LlmClient, LlmError, ReportedUsage, TextDelta
 from chatbot_server.pricing import to_usd, worst_case_micro_usd
 from chatbot_server.prompting import SYSTEM_PROMPT, build_messages, looks_english
 from chatbot_server.retrieval import Hit, SearchFilter, retrieve
@@ -253,6 +253,15 @@ class Answerer:
             yield pb.StreamAnswerResponse(
                 done=pb.AnswerDone(finish_reason=_FINISH[outcome.finish_reason], warnings=warnings)
             )
+        except asyncio.CancelledError:
+            if _deadline_passed(question, started):
+                outcome.finish_reason = "error"
+                outcome.error = ServiceError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    "the caller's deadline passed before the answer was complete",
+                    reason="DEADLINE_EXCEEDED",
+                )
+            raise
         except ServiceError as error:
             outcome.finish_reason, outcome.error = "error", error
             await record()
@@ -387,6 +396,9 @@ class Answerer:
                 model, messages, temperature=temperature,
                 deadline_seconds=question.deadline_seconds,
             ):  # fmt: skip
+                if isinstance(event, Accepted):
+                    outcome.provider_accepted = True
+                    continue
                 if isinstance(event, TextDelta):
                     text = renumberer.feed(event.text)
                 elif isinstance(event, ReportedUsage):
@@ -497,3 +509,11 @@ def _assignment_proto(assignment: Assignment | None) -> pb.ExperimentAssignment 
         experiment_name=assignment.experiment_name,
         variant=assignment.variant.name,
     )
+
+
+def _deadline_passed(question: Question, started: float) -> bool:
+    """Whether a cancelled call was cut by the caller's deadline rather than by the caller."""
+    if question.deadline_seconds is None:
+        return False
+    # grpc cancels the handler a moment after the deadline; never before it.
+    return time.perf_counter() - started >= question.deadline_seconds - 0.05

@@ -30,6 +30,11 @@ class LlmError(Exception):
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """The provider took the request (HTTP 200): from here on it may charge for it."""
+
+
+@dataclass(frozen=True)
 class TextDelta:
     text: str
 
@@ -47,7 +52,7 @@ class ReportedUsage:
     cost_usd: float | None
 
 
-LlmEvent = TextDelta | Finished | ReportedUsage
+LlmEvent = Accepted | TextDelta | Finished | ReportedUsage
 
 
 class LlmClient:
@@ -129,6 +134,7 @@ class LlmClient:
                         (await response.aread())[:300],
                         response.headers.get("retry-after"),
                     )
+                yield Accepted()
                 parser = SseParser()
                 async for text in response.aiter_text():
                     for sse in parser.feed(text):
