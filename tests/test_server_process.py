@@ -145,3 +145,24 @@ async def test_malformed_setting_stops_the_server_naming_the_variable(
     code, stderr = await server.finish(timeout=60)
     assert code == 2
     assert message in stderr
+
+
+async def test_a_second_server_in_the_same_folder_leaves_the_first_serving(
+    embedded_server: tuple[ServerProcess, Path],
+) -> None:
+    first, data_dir = embedded_server
+    started = await first.wait_for_event("server.started")
+    second = ServerProcess({**{k: first.env[k] for k in _SAME_PLACE}, "DATABASE_URL": ""})
+    await second.start()
+    code, stderr = await second.finish(timeout=60)
+    assert code == 2
+    assert "cannot listen on GRPC_ADDRESS" in stderr and "Traceback" not in stderr
+    async with grpc.aio.insecure_channel(str(started["address"])) as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    assert EmbeddedPostgres(data_dir, 1).is_running()
+
+
+_SAME_PLACE = ("GRPC_ADDRESS", "EMBEDDED_POSTGRES_DIR", "EMBEDDED_POSTGRES_PORT", "REDIS_URL")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -61,6 +62,30 @@ _SERVER_OPTIONS = [
 ]
 
 
+class ListenError(OSError):
+    """The gRPC address cannot be listened on."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(
+            f"cannot listen on GRPC_ADDRESS {address}: it is in use (is another chatbot-server "
+            "running?) or not an address of this machine"
+        )
+
+
+def require_free_address(address: str) -> None:
+    """Fails before anything is started when the gRPC port is taken, so a second server in
+    the same folder never touches the first one's database."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError:
+            raise ListenError(address) from None
+
+
 @dataclass
 class Resources:
     """The connections the server holds, opened before it serves and closed after."""
@@ -80,7 +105,8 @@ class Resources:
         if self.redis is not None:
             await self.redis.aclose()
         if self.embedded is not None:
-            await asyncio.to_thread(self.embedded.cluster.stop)
+            # A cluster another server in the same folder started is left to that server.
+            await self.embedded.stop_if_started_here()
 
 
 async def open_resources(settings: Settings) -> Resources:
@@ -222,7 +248,7 @@ class ChatbotServer:
         address = self.settings.server.grpc_address
         self.port = self.server.add_insecure_port(address)
         if self.port == 0:
-            raise OSError(f"cannot listen on {address}")
+            raise ListenError(address)
         await self.monitor.check_once()
         await self.resources.embedder.warm_up()
         await self.server.start()
@@ -271,6 +297,7 @@ def _dependencies(resources: Resources) -> list[Dependency]:
 
 async def serve(settings: Settings) -> None:
     """Runs the server until SIGTERM or SIGINT, then shuts down gracefully."""
+    require_free_address(settings.server.grpc_address)
     resources = await open_resources(settings)
     try:
         server = ChatbotServer(settings, resources)

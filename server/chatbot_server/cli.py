@@ -10,7 +10,7 @@ import sys
 
 import structlog
 
-from chatbot_server.app import run_worker, serve
+from chatbot_server.app import ListenError, run_worker, serve
 from chatbot_server.bootstrap import BootstrapError, bootstrap_database, plan_from_urls
 from chatbot_server.config import Settings, SettingsError
 from chatbot_server.database import (
@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 # Failures an operator fixes by changing the environment, reported as one line each.
 _SETUP_ERRORS = (
     SettingsError,
+    ListenError,
     BootstrapError,
     DatabaseUnavailableError,
     EmbeddedPostgresError,
