@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -13,12 +17,19 @@ import pytest
 import pytest_asyncio
 import structlog
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import chat_service_pb2_grpc
+from chatbot_server.embedded_postgres import EmbeddedPostgres
 from chatbot_server.logs import configure_logging
 from tests.conftest import LogSink
-from tests.databases import MigratedDatabase, create_test_database
+from tests.databases import (
+    MigratedDatabase,
+    create_test_database,
+    new_embedded_cluster,
+    with_database,
+)
 from tests.polling import eventually
 from tests.rpc_errors import detail, error_info
 from tests.servers import RunningServer, server_settings, start_server
@@ -107,3 +118,93 @@ async def test_database_refusing_the_service_is_unavailable_and_nothing_secret_i
         password = urlsplit(url).password
         assert password and password not in logged
     assert "zq-7f3a" not in logged
+
+
+def _cluster_processes(cluster: EmbeddedPostgres) -> list[int]:
+    """The postmaster and every process it started."""
+    postmaster = int((cluster.pgdata / "postmaster.pid").read_text().split()[0])
+    children = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _parent_of(entry) == postmaster
+    ]
+    return [postmaster, *children]
+
+
+def _parent_of(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+async def test_health_follows_a_frozen_database_while_it_is_frozen(redis_url: str) -> None:
+    cluster = new_embedded_cluster()
+    try:
+        database = await create_test_database(cluster.superuser_url(), "chatbot_frozen")
+        running = await start_server(
+            server_settings(
+                database.app_url,
+                redis_url,
+                HEALTH_CHECK_INTERVAL_SECONDS="0.2",
+                DEPENDENCY_TIMEOUT_SECONDS="1",
+            )
+        )
+        try:
+            async with grpc.aio.insecure_channel(running.address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+
+                async def status_is(wanted: int) -> bool:
+                    answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                    return bool(answer.status == wanted)
+
+                await eventually(lambda: status_is(health_pb2.HealthCheckResponse.SERVING))
+                frozen = _cluster_processes(cluster)
+                for pid in frozen:
+                    os.kill(pid, signal.SIGSTOP)
+                try:
+                    # Reported while frozen (interval + timeout is 1.2 s; generous margin).
+                    await eventually(
+                        lambda: status_is(health_pb2.HealthCheckResponse.NOT_SERVING), timeout=6
+                    )
+                finally:
+                    for pid in frozen:
+                        os.kill(pid, signal.SIGCONT)
+                await eventually(
+                    lambda: status_is(health_pb2.HealthCheckResponse.SERVING), timeout=6
+                )
+        finally:
+            await running.stop()
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.data_dir, ignore_errors=True)
+
+
+async def test_a_statement_stuck_on_a_lock_ends_at_the_statement_timeout(
+    postgres_superuser_url: str, redis_url: str
+) -> None:
+    database = await create_test_database(postgres_superuser_url, "chatbot_locked")
+    running = await start_server(
+        server_settings(database.app_url, redis_url, DATABASE_STATEMENT_TIMEOUT_SECONDS="1")
+    )
+    holder = await asyncpg.connect(with_database(database.superuser_url, database.name))
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            chat = chat_service_pb2_grpc.ChatServiceStub(channel)
+            created = await chat.CreateConversation(chat_pb.CreateConversationRequest())
+            conversation_id = created.conversation.conversation_id
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE")
+                # No deadline: only the server-side bound can end this call.
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await chat.DeleteConversation(
+                        chat_pb.DeleteConversationRequest(conversation_id=conversation_id)
+                    )
+            assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert error_info(raised.value).reason == "DATABASE_UNAVAILABLE"
+            await chat.DeleteConversation(
+                chat_pb.DeleteConversationRequest(conversation_id=conversation_id), timeout=5
+            )
+    finally:
+        await holder.close()
+        await running.stop()

@@ -22,7 +22,7 @@ from chatbot_server.answering import Answerer
 from chatbot_server.chunking import ChunkingPolicy
 from chatbot_server.config import EmbeddingSettings, Settings
 from chatbot_server.cost_log import record_embedding_usage
-from chatbot_server.database import EmbeddedDatabase, open_pool, start_embedded
+from chatbot_server.database import EmbeddedDatabase, PostgresProbe, open_pool, start_embedded
 from chatbot_server.embeddings import (
     Embedder,
     EmbeddingUsage,
@@ -97,9 +97,11 @@ class Resources:
     embedded: EmbeddedDatabase | None
     budget: Budget
     rate_limiter: RateLimiter
+    postgres_probe: PostgresProbe
 
     async def close(self) -> None:
         await self.budget.drain()
+        await self.postgres_probe.close()
         await self.pool.close()
         await self.http.aclose()
         if self.redis is not None:
@@ -115,7 +117,9 @@ async def open_resources(settings: Settings) -> Resources:
     embedded = await start_embedded(database) if database.embedded else None
     app_url = embedded.app_url if embedded is not None else database.url
     assert app_url is not None
-    pool = await open_pool(app_url, database.pool_min_size, database.pool_max_size)
+    pool = await open_pool(
+        app_url, database.pool_min_size, database.pool_max_size, database.statement_timeout_seconds
+    )
     redis_client = None
     rate_limiter: RateLimiter
     if settings.redis.url is not None:
@@ -145,6 +149,7 @@ async def open_resources(settings: Settings) -> Resources:
         embedded=embedded,
         budget=budget,
         rate_limiter=rate_limiter,
+        postgres_probe=PostgresProbe(app_url, settings.server.dependency_timeout_seconds),
     )
 
 
@@ -288,7 +293,8 @@ def _interceptors(
 
 
 def _dependencies(resources: Resources) -> list[Dependency]:
-    dependencies = [Dependency("postgres", lambda: resources.pool.fetchval("SELECT 1"))]
+    probe = resources.postgres_probe
+    dependencies = [Dependency("postgres", probe, probe.abandon)]
     if resources.redis is not None:
         client = resources.redis
         dependencies.append(Dependency("redis", lambda: client.ping()))

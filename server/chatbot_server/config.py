@@ -123,6 +123,8 @@ class DatabaseSettings:
     app_role: str = text("DATABASE_APP_ROLE", "chatbot_app")
     pool_min_size: int = integer("DB_POOL_MIN_SIZE", 1, 0)
     pool_max_size: int = integer("DB_POOL_MAX_SIZE", 10, 1)
+    # PostgreSQL's statement_timeout for every statement the server runs.
+    statement_timeout_seconds: float = number("DATABASE_STATEMENT_TIMEOUT_SECONDS", 30.0, 0.1)
     embedded_dir: Path = path("EMBEDDED_POSTGRES_DIR", ".data/postgres")
     embedded_port: int = integer("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535)
 

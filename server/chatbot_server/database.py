@@ -93,7 +93,7 @@ async def command_pool(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool
     url = embedded.app_url if embedded is not None else settings.url
     assert url is not None
     try:
-        pool = await open_pool(url, 1, 2)
+        pool = await open_pool(url, 1, 2, settings.statement_timeout_seconds)
         try:
             yield pool
         finally:
@@ -122,17 +122,50 @@ async def connect(url: str) -> asyncpg.Connection:
         ) from error
 
 
-async def open_pool(url: str, min_size: int, max_size: int) -> asyncpg.Pool:
-    """The app role's pool, after checking that the schema is current."""
+async def open_pool(
+    url: str, min_size: int, max_size: int, statement_timeout_seconds: float
+) -> asyncpg.Pool:
+    """The app role's pool, after checking that the schema is current. PostgreSQL ends any
+    statement that runs longer than `statement_timeout_seconds`, so a call without a
+    deadline cannot wait forever on a lock or a runaway query."""
     conn = await connect(url)
     try:
         await require_current_schema(conn)
     finally:
         await conn.close()
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=register_vector_codec
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=register_vector_codec,
+        server_settings={"statement_timeout": str(round(statement_timeout_seconds * 1000))},
     )
     return pool
+
+
+class PostgresProbe:
+    """`SELECT 1` for the health check, on a connection of its own: a probe that overruns
+    is abandoned by closing that connection, which never waits on the server."""
+
+    def __init__(self, url: str, timeout_seconds: float) -> None:
+        self._url = url
+        self._timeout = timeout_seconds
+        self._conn: asyncpg.Connection | None = None
+
+    async def __call__(self) -> None:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._url, timeout=self._timeout)
+        await self._conn.fetchval("SELECT 1")
+
+    def abandon(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close(timeout=self._timeout)
+            self._conn = None
 
 
 def describe(url: str) -> str:

@@ -93,6 +93,9 @@ class Dependency:
 
     name: str
     probe: Callable[[], Awaitable[object]]
+    # Called when a probe overran its time: drops what it holds at once, so that nothing
+    # waits for a server that has stopped answering (asyncpg's cancel would).
+    abandon: Callable[[], None] | None = None
 
 
 class DependencyMonitor:
@@ -127,10 +130,16 @@ class DependencyMonitor:
     async def _probe(self, dependency: Dependency) -> bool:
         started = time.perf_counter()
         error: BaseException | None = None
-        try:
-            await asyncio.wait_for(dependency.probe(), self._timeout)
-        except Exception as failure:
-            error = failure
+        probe = asyncio.ensure_future(dependency.probe())
+        done, _ = await asyncio.wait({probe}, timeout=self._timeout)
+        if done:
+            error = probe.exception()
+        else:
+            if dependency.abandon is not None:
+                dependency.abandon()
+            probe.cancel()
+            probe.add_done_callback(_consume_outcome)
+            error = TimeoutError(f"no answer within {self._timeout} s")
         reachable = error is None
         if self._reachable.get(dependency.name) != reachable:
             self._reachable[dependency.name] = reachable
@@ -147,3 +156,9 @@ class DependencyMonitor:
                     error=f"{type(error).__name__}: {error}",
                 )
         return reachable
+
+
+def _consume_outcome(task: asyncio.Future[object]) -> None:
+    """Marks an abandoned probe's late result as seen, so asyncio does not warn about it."""
+    if not task.cancelled():
+        task.exception()
