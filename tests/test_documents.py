@@ -12,11 +12,11 @@ from google.rpc import error_details_pb2
 
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
-from tests.databases import MigratedDatabase
+from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf, truncate_documents, wait_until_final
 from tests.pdfs import ZERO_PAGE_PDF, encrypted_pdf, image_only_pdf, text_pdf
-from tests.servers import RunningServer
-from tests.test_errors_and_access_log import rich_status
+from tests.rpc_errors import rich_status
+from tests.servers import RunningServer, server_settings, start_server
 
 
 @pytest_asyncio.fixture
@@ -290,3 +290,23 @@ async def test_reprocess_queues_a_ready_document_again(client: ChatbotClient) ->
     assert ready.status == pb.DOCUMENT_STATUS_READY
     assert await client.reprocess_all_documents(pb.DOCUMENT_STATUS_READY) == 1
     assert (await wait_until_final(client, ready.document_id)).status == pb.DOCUMENT_STATUS_READY
+
+
+async def test_a_document_over_the_page_limit_fails_at_once_and_the_next_one_processes(
+    postgres_superuser_url: str, redis_url: str
+) -> None:
+    database = await create_test_database(postgres_superuser_url, "chatbot_page_limit")
+    running = await start_server(
+        server_settings(database.app_url, redis_url, MAX_DOCUMENT_PAGES="2")
+    )
+    try:
+        async with ChatbotClient(running.address, timeout=30) as limited:
+            long = await limited.upload_document(text_pdf(["One.", "Two.", "Three."]), title="3p")
+            short = await limited.upload_document(text_pdf(["Only.", "Two."]), title="2p")
+            failed = await wait_until_final(limited, long.document.document_id)
+            assert failed.status == pb.DOCUMENT_STATUS_FAILED
+            assert "has 3 pages" in failed.error and "MAX_DOCUMENT_PAGES" in failed.error
+            ready = await wait_until_final(limited, short.document.document_id)
+            assert ready.status == pb.DOCUMENT_STATUS_READY
+    finally:
+        await running.stop()

@@ -23,7 +23,7 @@ MANUAL = [
 
 @pytest.mark.parametrize("outline", [False, True], ids=["type size", "outline"])
 def test_paragraphs_keep_their_page_and_section(outline: bool) -> None:
-    extracted = extract_document(make_pdf(MANUAL, outline=outline))
+    extracted = extract_document(make_pdf(MANUAL, outline=outline), max_pages=100)
     assert extracted.page_count == 3
     located = {block.text: (block.page_number, block.section_title) for block in extracted.blocks}
     assert located["Mount the unit on a flat wall."] == (1, "Installation")
@@ -34,7 +34,7 @@ def test_paragraphs_keep_their_page_and_section(outline: bool) -> None:
 
 
 def test_pages_without_text_are_named_in_a_warning() -> None:
-    extracted = extract_document(text_pdf(["First page.", "", "Third page."]))
+    extracted = extract_document(text_pdf(["First page.", "", "Third page."]), max_pages=100)
     assert [block.page_number for block in extracted.blocks] == [1, 3]
     assert extracted.warnings == ["1 of 3 pages have no extractable text: 2"]
 
@@ -52,4 +52,4 @@ def test_pages_without_text_are_named_in_a_warning() -> None:
 )
 def test_unreadable_documents_fail_with_a_reason(data: bytes, reason: str) -> None:
     with pytest.raises(UnreadableDocumentError, match=reason):
-        extract_document(data)
+        extract_document(data, max_pages=100)

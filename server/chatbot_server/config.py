@@ -155,6 +155,8 @@ class IngestionSettings:
     lease_seconds: float = number("INGESTION_LEASE_SECONDS", 120.0, 1.0)
     max_attempts: int = integer("INGESTION_MAX_ATTEMPTS", 3, 1)
     poll_seconds: float = number("INGESTION_POLL_SECONDS", 2.0, 0.05)
+    # Longer documents fail at once, rather than hold the queue for an hour.
+    max_document_pages: int = integer("MAX_DOCUMENT_PAGES", 2000, 1)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ class PreparedDocument:
     warnings: list[str]
 
 
-def prepare_document(data: bytes, policy: ChunkingPolicy) -> PreparedDocument:
+def prepare_document(data: bytes, policy: ChunkingPolicy, max_pages: int) -> PreparedDocument:
     """Raises UnreadableDocumentError with a reason for a person when there is no text."""
-    extracted = extract_document(data)
+    extracted = extract_document(data, max_pages)
     return PreparedDocument(
         page_count=extracted.page_count,
         chunks=chunk_blocks(extracted.blocks, policy, count_tokens),

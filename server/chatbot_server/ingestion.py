@@ -150,7 +150,11 @@ class IngestionWorker:
     async def _prepare(self, content: bytes) -> PreparedDocument:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._extraction_process(), prepare_document, content, self._policy
+            self._extraction_process(),
+            prepare_document,
+            content,
+            self._policy,
+            self._settings.max_document_pages,
         )
 
     async def _embed_and_store(self, job: document_store.Job, prepared: PreparedDocument) -> bool:

@@ -36,8 +36,9 @@ class ExtractedDocument:
     warnings: list[str] = field(default_factory=list)
 
 
-def extract_document(data: bytes) -> ExtractedDocument:
-    """Paragraphs of every page in reading order, each with its page number and section."""
+def extract_document(data: bytes, max_pages: int) -> ExtractedDocument:
+    """Paragraphs of every page in reading order, each with its page number and section.
+    A PDF of more than `max_pages` pages is refused before any page is read."""
     try:
         document = pymupdf.open(stream=data, filetype="pdf")
     except (pymupdf.FileDataError, RuntimeError, ValueError) as error:
@@ -49,6 +50,12 @@ def extract_document(data: bytes) -> ExtractedDocument:
             )
         if document.page_count == 0:
             raise UnreadableDocumentError("the PDF has no pages")
+        if document.page_count > max_pages:
+            raise UnreadableDocumentError(
+                f"the PDF has {document.page_count:,} pages; documents of at most "
+                f"{max_pages:,} pages are processed (MAX_DOCUMENT_PAGES); split it and upload "
+                "the parts"
+            )
         try:
             outline = [(title.strip(), page) for _, title, page in document.get_toc() if title]
             blocks = (
