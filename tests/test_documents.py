@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -308,5 +309,45 @@ async def test_a_document_over_the_page_limit_fails_at_once_and_the_next_one_pro
             assert "has 3 pages" in failed.error and "MAX_DOCUMENT_PAGES" in failed.error
             ready = await wait_until_final(limited, short.document.document_id)
             assert ready.status == pb.DOCUMENT_STATUS_READY
+    finally:
+        await running.stop()
+
+
+async def test_uploads_together_may_not_hold_more_than_the_upload_memory(
+    database: MigratedDatabase, redis_url: str
+) -> None:
+    running = await start_server(
+        server_settings(
+            database.app_url,
+            redis_url,
+            INGESTION_WORKERS="0",
+            MAX_UPLOAD_BYTES="300000",
+            MAX_UPLOAD_MEMORY_BYTES="400000",
+        )
+    )
+    padded = [manual_pdf() + b"\n%" + bytes([65 + n]) * 250_000 for n in range(2)]
+    first_holding = asyncio.Event()
+
+    async def slow_upload() -> AsyncIterator[pb.UploadDocumentRequest]:
+        yield pb.UploadDocumentRequest(metadata=pb.UploadMetadata(title="slow"))
+        for start in range(0, len(padded[0]), 50_000):
+            yield pb.UploadDocumentRequest(chunk=padded[0][start : start + 50_000])
+            if start >= 200_000:
+                first_holding.set()
+                await asyncio.sleep(0.5)
+
+    try:
+        async with ChatbotClient(running.address, timeout=30) as uploader:
+            slow = asyncio.ensure_future(uploader.documents.UploadDocument(slow_upload()))
+            await first_holding.wait()
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await uploader.upload_document(padded[1], title="refused for now")
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            info = error_details_pb2.ErrorInfo()
+            assert rich_status(raised.value).details[0].Unpack(info)
+            assert info.reason == "UPLOADS_BUSY"
+            assert (await slow).document.title == "slow"
+            accepted = await uploader.upload_document(padded[1], title="now accepted")
+            assert accepted.document.status == pb.DOCUMENT_STATUS_PENDING
     finally:
         await running.stop()

@@ -143,6 +143,8 @@ class RedisSettings:
 @dataclass(frozen=True)
 class DocumentSettings:
     max_upload_bytes: int = integer("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, 1)
+    # What all uploads in progress may hold in memory together.
+    max_upload_memory_bytes: int = integer("MAX_UPLOAD_MEMORY_BYTES", 200 * 1024 * 1024, 1)
     chunk_size_chars: int = integer("CHUNK_SIZE_CHARS", 1200, 100)
     chunk_overlap_chars: int = integer("CHUNK_OVERLAP_CHARS", 200, 0)
     watch_poll_seconds: float = number("WATCH_POLL_SECONDS", 0.25, 0.05)
@@ -280,5 +282,7 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
     if settings.documents.chunk_overlap_chars >= settings.documents.chunk_size_chars:
         raise SettingsError("CHUNK_OVERLAP_CHARS must be smaller than CHUNK_SIZE_CHARS")
+    if settings.documents.max_upload_memory_bytes < settings.documents.max_upload_bytes:
+        raise SettingsError("MAX_UPLOAD_MEMORY_BYTES must be at least MAX_UPLOAD_BYTES")
     if settings.budget.alert_email and not settings.budget.smtp_url:
         raise SettingsError("BUDGET_ALERT_EMAIL needs SMTP_URL, the mail server to send through")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,11 +70,10 @@ class DocumentFilter:
 
 
 async def insert_document(
-    pool: asyncpg.Pool, new: NewDocument, content: bytes, overwrite: bool
+    pool: asyncpg.Pool, new: NewDocument, content: bytes, sha256: str, overwrite: bool
 ) -> tuple[DocumentRecord, bool]:
-    """Stores a new document, or returns the one with the same bytes (True) — queued again
-    with the new metadata when `overwrite` is set."""
-    sha256 = hashlib.sha256(content).hexdigest()
+    """Stores a new document (`sha256` is of `content`), or returns the one with the same
+    bytes (True) — queued again with the new metadata when `overwrite` is set."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             f"""

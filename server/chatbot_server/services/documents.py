@@ -20,6 +20,7 @@ from chatbot_server.embeddings import Embedder, EmbeddingError
 from chatbot_server.errors import ServiceError, bad_request
 from chatbot_server.pdf_extraction import PDF_MAGIC
 from chatbot_server.retrieval import SearchFilter, retrieve
+from chatbot_server.upload_memory import HeldBytes, UploadMemory
 from chatbot_server.validation import bounded_int, bounded_text, language_code, parse_uuid
 
 pb = document_service_pb2
@@ -45,6 +46,7 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         self._embedder = embedder
         self._settings = settings
         self._retrieval = retrieval
+        self._upload_memory = UploadMemory(settings.max_upload_memory_bytes)
         self._document_queued = document_queued
         self._shutting_down = shutting_down
 
@@ -55,19 +57,27 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         if metadata.size_bytes > self._settings.max_upload_bytes:
             raise _too_large(self._settings.max_upload_bytes, metadata.size_bytes)
         new = _new_document(metadata)
-        content = await self._receive_bytes(request_iterator, metadata.sha256.lower())
-        record, deduplicated = await document_store.insert_document(
-            self._pool, new, content, metadata.overwrite
-        )
+        with self._upload_memory.hold() as held:
+            content, sha256 = await self._receive_bytes(
+                request_iterator, metadata.sha256.lower(), held
+            )
+            record, deduplicated = await document_store.insert_document(
+                self._pool, new, content, sha256, metadata.overwrite
+            )
         if not deduplicated or metadata.overwrite:
             self._document_queued()
         return pb.UploadDocumentResponse(document=document_proto(record), deduplicated=deduplicated)
 
     async def _receive_bytes(
-        self, request_iterator: AsyncIterator[pb.UploadDocumentRequest], expected_sha256: str
-    ) -> bytes:
+        self,
+        request_iterator: AsyncIterator[pb.UploadDocumentRequest],
+        expected_sha256: str,
+        held: HeldBytes,
+    ) -> tuple[bytes, str]:
+        """The bytes and their SHA-256, hashed once, piece by piece as they arrive."""
         limit = self._settings.max_upload_bytes
         parts: list[bytes] = []
+        digest = hashlib.sha256()
         size = 0
         async for message in request_iterator:
             if message.WhichOneof("payload") != "chunk":
@@ -75,8 +85,11 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
             size += len(message.chunk)
             if size > limit:
                 raise _too_large(limit, size)
+            held.add(len(message.chunk))
+            digest.update(message.chunk)
             parts.append(message.chunk)
         content = b"".join(parts)
+        sha256 = digest.hexdigest()
         if not content:
             raise bad_request("chunk", "the upload carried no bytes", reason="UNSUPPORTED_DOCUMENT")
         if PDF_MAGIC not in content[:_HEADER_WINDOW]:
@@ -85,13 +98,13 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
                 "only PDF files are accepted, and these bytes do not start like one (%PDF-)",
                 reason="UNSUPPORTED_DOCUMENT",
             )
-        if expected_sha256 and hashlib.sha256(content).hexdigest() != expected_sha256:
+        if expected_sha256 and sha256 != expected_sha256:
             raise ServiceError(
                 grpc.StatusCode.DATA_LOSS,
                 "the received bytes do not match metadata.sha256; upload the file again",
                 reason="CHECKSUM_MISMATCH",
             )
-        return content
+        return content, sha256
 
     async def GetDocument(
         self, request: pb.GetDocumentRequest, context: object
