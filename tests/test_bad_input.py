@@ -12,6 +12,8 @@ import pytest
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import chat_service_pb2_grpc, document_service_pb2_grpc
 from chatbot.v1 import document_service_pb2 as documents_pb
+from tests.conftest import LogSink
+from tests.polling import eventually
 from tests.rpc_errors import error_info
 
 
@@ -62,3 +64,33 @@ async def test_forged_page_tokens_are_invalid_arguments(channel: grpc.aio.Channe
             await chat.ListConversations(chat_pb.ListConversationsRequest(page_token=token))
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raw
         assert error_info(raised.value).reason == "INVALID_ARGUMENT"
+
+
+async def test_a_body_that_is_not_the_methods_message_is_invalid_and_logged(
+    channel: grpc.aio.Channel, log_sink: LogSink
+) -> None:
+    garbage = b"\xff\xff\xff\xff\x0f"
+    calls = {
+        "/chatbot.v1.ChatService/ListConversations": channel.unary_unary(
+            "/chatbot.v1.ChatService/ListConversations"
+        )(garbage, metadata=(("x-request-id", "garbage-unary"),)),
+        "/chatbot.v1.DocumentService/UploadDocument": channel.stream_unary(
+            "/chatbot.v1.DocumentService/UploadDocument"
+        )(iter([garbage]), metadata=(("x-request-id", "garbage-stream"),)),
+    }
+    for method, call in calls.items():
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        assert "not a valid message" in (raised.value.details() or "")
+
+    async def both_logged() -> list[dict[str, object]]:
+        events = [
+            event
+            for event in log_sink.events("rpc.finished")
+            if str(event.get("request_id", "")).startswith("garbage-")
+        ]
+        return events if len(events) == 2 else []
+
+    events = await eventually(both_logged)
+    assert {e["code"] for e in events} == {"INVALID_ARGUMENT"}

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
+from typing import Any
 
 import grpc
 import structlog
@@ -23,14 +25,57 @@ from chatbot_server.call_context import (
     set_current_call,
 )
 from chatbot_server.database import UNREACHABLE_ERRORS
-from chatbot_server.errors import STATUS_DETAILS_KEY, ServiceError
+from chatbot_server.errors import STATUS_DETAILS_KEY, ServiceError, bad_request
 from chatbot_server.interception import AroundInterceptor
 
 log = structlog.get_logger("chatbot_server.access")
 
 
-def access_log_interceptor() -> AroundInterceptor:
-    return AroundInterceptor(_AccessLogged)
+def access_log_interceptor() -> AccessLogInterceptor:
+    return AccessLogInterceptor(_AccessLogged, preparing=_refusing_undecodable)
+
+
+class AccessLogInterceptor(AroundInterceptor):
+    """The access log around every handler. A request body that is not the method's message
+    reaches the handler as a marker and is refused inside the log, like any bad input,
+    instead of grpc's bare UNKNOWN with no log line."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await super().intercept_service(continuation, handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
+
+
+class _Undecodable:
+    """Stands for a request body that could not be parsed."""
+
+
+def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:
+            return _Undecodable()
+
+    return deserialize
+
+
+def _refusing_undecodable(handler: grpc.RpcMethodHandler) -> Callable[[Any], Any]:
+    def check(request: Any) -> Any:
+        if isinstance(request, _Undecodable):
+            raise bad_request("request", "the body is not a valid message of this method")
+        return request
+
+    async def check_each(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
+            yield check(request)
+
+    return check_each if handler.request_streaming else check
 
 
 class _AccessLogged:
