@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pymupdf
@@ -49,6 +50,15 @@ def encrypted_pdf() -> bytes:
             encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="user-secret", owner_pw="owner"
         )
     )
+
+
+def lying_page_tree_pdf() -> bytes:
+    """A readable PDF whose page tree claims a negative number of pages."""
+    document = pymupdf.open()
+    for number in range(3):
+        document.new_page().insert_text((72, 72), f"Page {number + 1} has text.")
+    data = bytes(document.tobytes(garbage=0, deflate=False, no_new_id=True))
+    return re.sub(rb"/Count \d+", b"/Count -1", data)
 
 
 def image_only_pdf(pages: int = 2) -> bytes:

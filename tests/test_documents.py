@@ -15,7 +15,13 @@ from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf, truncate_documents, wait_until_final
-from tests.pdfs import ZERO_PAGE_PDF, encrypted_pdf, image_only_pdf, text_pdf
+from tests.pdfs import (
+    ZERO_PAGE_PDF,
+    encrypted_pdf,
+    image_only_pdf,
+    lying_page_tree_pdf,
+    text_pdf,
+)
 from tests.rpc_errors import rich_status
 from tests.servers import RunningServer, server_settings, start_server
 
@@ -107,8 +113,9 @@ async def test_same_bytes_return_the_stored_document_unless_overwrite(
         (encrypted_pdf(), "password-protected"),
         (ZERO_PAGE_PDF, "no pages"),
         (image_only_pdf(), "no extractable text"),
+        (lying_page_tree_pdf(), "the PDF is damaged"),
     ],
-    ids=["corrupt", "encrypted", "zero pages", "scanned"],
+    ids=["corrupt", "encrypted", "zero pages", "scanned", "lying page tree"],
 )
 async def test_unreadable_pdf_fails_with_a_stored_reason_and_the_next_one_processes(
     client: ChatbotClient, data: bytes, reason: str

@@ -44,26 +44,12 @@ def extract_document(data: bytes, max_pages: int) -> ExtractedDocument:
     except (pymupdf.FileDataError, RuntimeError, ValueError) as error:
         raise UnreadableDocumentError(f"the file is not a readable PDF ({error})") from None
     with document:
-        if document.needs_pass:
-            raise UnreadableDocumentError(
-                "the PDF is password-protected; upload a copy without a password"
-            )
-        if document.page_count == 0:
-            raise UnreadableDocumentError("the PDF has no pages")
-        if document.page_count > max_pages:
-            raise UnreadableDocumentError(
-                f"the PDF has {document.page_count:,} pages; documents of at most "
-                f"{max_pages:,} pages are processed (MAX_DOCUMENT_PAGES); split it and upload "
-                "the parts"
-            )
         try:
-            outline = [(title.strip(), page) for _, title, page in document.get_toc() if title]
-            blocks = (
-                _blocks_by_outline(document, outline) if outline else _blocks_by_type_size(document)
-            )
-        except RuntimeError as error:
+            blocks, page_count = _read(document, max_pages)
+        except (RuntimeError, ValueError, IndexError) as error:
+            # PyMuPDF reports a damaged structure (a page tree whose count lies, a broken
+            # object) from whichever call first meets it.
             raise UnreadableDocumentError(f"the PDF is damaged ({error})") from None
-        page_count = document.page_count
     pages_with_text = {block.page_number for block in blocks}
     if not pages_with_text:
         raise UnreadableDocumentError(
@@ -76,6 +62,24 @@ def extract_document(data: bytes, max_pages: int) -> ExtractedDocument:
         listed = ", ".join(map(str, empty[:20])) + (" …" if len(empty) > 20 else "")
         warnings.append(f"{len(empty)} of {page_count} pages have no extractable text: {listed}")
     return ExtractedDocument(page_count=page_count, blocks=blocks, warnings=warnings)
+
+
+def _read(document: pymupdf.Document, max_pages: int) -> tuple[list[TextBlock], int]:
+    if document.needs_pass:
+        raise UnreadableDocumentError(
+            "the PDF is password-protected; upload a copy without a password"
+        )
+    if document.page_count == 0:
+        raise UnreadableDocumentError("the PDF has no pages")
+    if document.page_count > max_pages:
+        raise UnreadableDocumentError(
+            f"the PDF has {document.page_count:,} pages; documents of at most "
+            f"{max_pages:,} pages are processed (MAX_DOCUMENT_PAGES); split it and upload "
+            "the parts"
+        )
+    outline = [(title.strip(), page) for _, title, page in document.get_toc() if title]
+    blocks = _blocks_by_outline(document, outline) if outline else _blocks_by_type_size(document)
+    return blocks, document.page_count
 
 
 def _blocks_by_outline(
