@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -148,6 +149,7 @@ async def test_health_follows_a_frozen_database_while_it_is_frozen(redis_url: st
                 redis_url,
                 HEALTH_CHECK_INTERVAL_SECONDS="0.2",
                 DEPENDENCY_TIMEOUT_SECONDS="1",
+                DATABASE_STATEMENT_TIMEOUT_SECONDS="1",
             )
         )
         try:
@@ -167,6 +169,14 @@ async def test_health_follows_a_frozen_database_while_it_is_frozen(redis_url: st
                     await eventually(
                         lambda: status_is(health_pb2.HealthCheckResponse.NOT_SERVING), timeout=6
                     )
+                    # A call without a deadline ends instead of hanging for the stall (the
+                    # test's own bound only keeps a regression from hanging the suite).
+                    chat = chat_service_pb2_grpc.ChatServiceStub(channel)
+                    with pytest.raises(grpc.aio.AioRpcError) as raised:
+                        await asyncio.wait_for(
+                            chat.ListConversations(chat_pb.ListConversationsRequest()), 30
+                        )
+                    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
                 finally:
                     for pid in frozen:
                         os.kill(pid, signal.SIGCONT)

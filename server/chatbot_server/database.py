@@ -127,7 +127,8 @@ async def open_pool(
 ) -> asyncpg.Pool:
     """The app role's pool, after checking that the schema is current. PostgreSQL ends any
     statement that runs longer than `statement_timeout_seconds`, so a call without a
-    deadline cannot wait forever on a lock or a runaway query."""
+    deadline cannot wait forever on a lock or a runaway query; a second later the client
+    gives up too, for a server that has stopped answering altogether."""
     conn = await connect(url)
     try:
         await require_current_schema(conn)
@@ -139,6 +140,9 @@ async def open_pool(
         max_size=max_size,
         init=register_vector_codec,
         server_settings={"statement_timeout": str(round(statement_timeout_seconds * 1000))},
+        command_timeout=statement_timeout_seconds + 1,
+        # New connections too: a stopped server accepts the TCP connection, then says nothing.
+        timeout=statement_timeout_seconds + 1,
     )
     return pool
 
