@@ -26,11 +26,11 @@ from bench_server import embedded_server, redis_url
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot_client import ChatbotClient
+from chatbot_server.answers.fake_openai import FakeOpenAI, Reply
 from chatbot_server.app import ChatbotServer
-from chatbot_server.fake_openai import FakeOpenAI, Reply
 from chatbot_server.governance.key_management import create_key
-from chatbot_server.logs import configure_logging
-from chatbot_server.retrieval import SearchFilter, retrieve
+from chatbot_server.platform.logs import configure_logging
+from chatbot_server.retrieval.hybrid_search import SearchFilter, retrieve
 
 QUESTION = "How do I set a static network address on the controller?"
 PIECES = [f"word{n} " for n in range(40)] + ["[1]."]

@@ -26,15 +26,15 @@ import pymupdf
 from bench_server import embedded_server
 
 from chatbot_client import ChatbotClient
-from chatbot_server.chunking import ChunkingPolicy
 from chatbot_server.config import EmbeddingSettings, IngestionSettings
-from chatbot_server.database import EMBEDDED_DATABASE, EMBEDDED_OWNER_ROLE
-from chatbot_server.document_preparation import prepare_document
-from chatbot_server.embeddings import LocalEmbeddings
-from chatbot_server.logs import configure_logging
-from chatbot_server.pdf_extraction import extract_document
-from chatbot_server.retrieval import SearchFilter, find_candidates
-from chatbot_server.vector_codec import register_vector_codec
+from chatbot_server.documents.chunking import ChunkingPolicy
+from chatbot_server.documents.document_preparation import prepare_document
+from chatbot_server.documents.pdf_extraction import extract_document
+from chatbot_server.platform.database import EMBEDDED_DATABASE, EMBEDDED_OWNER_ROLE
+from chatbot_server.platform.logs import configure_logging
+from chatbot_server.retrieval.embeddings import LocalEmbeddings
+from chatbot_server.retrieval.hybrid_search import SearchFilter, find_candidates
+from chatbot_server.retrieval.vector_codec import register_vector_codec
 
 # Words with the skewed frequencies of real text (Zipf): a few very common, most rare.
 TECHNICAL_WORDS = """

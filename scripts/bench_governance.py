@@ -27,7 +27,6 @@ from bench_server import embedded_server, redis_url
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import chat_service_pb2_grpc
-from chatbot_server.access_log import access_log_interceptor
 from chatbot_server.app import ChatbotServer
 from chatbot_server.governance import budget_store
 from chatbot_server.governance.interceptors import (
@@ -37,7 +36,8 @@ from chatbot_server.governance.interceptors import (
 )
 from chatbot_server.governance.key_management import create_key
 from chatbot_server.governance.rate_limit_rules import Limit, Rate
-from chatbot_server.logs import configure_logging
+from chatbot_server.platform.access_log import access_log_interceptor
+from chatbot_server.platform.logs import configure_logging
 
 SEQUENTIAL_CALLS = 2_000
 CONCURRENT_CALLERS = 50

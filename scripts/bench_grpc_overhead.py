@@ -18,7 +18,7 @@ import grpc
 from bench_server import embedded_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from chatbot_server.logs import configure_logging
+from chatbot_server.platform.logs import configure_logging
 
 SEQUENTIAL_CALLS = 2_000
 CONCURRENT_CALLERS = 50

@@ -12,7 +12,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from chatbot_server.logs import configure_logging
+from chatbot_server.platform.logs import configure_logging
 from tests.databases import MigratedDatabase, create_test_database, new_embedded_cluster
 from tests.redis_servers import redis_url_or_own
 from tests.servers import RunningServer, server_settings, start_server

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from chatbot_server.bootstrap import DatabasePlan, bootstrap_database
-from chatbot_server.database import migrate
-from chatbot_server.embedded_postgres import EmbeddedPostgres
+from chatbot_server.platform.bootstrap import DatabasePlan, bootstrap_database
+from chatbot_server.platform.database import migrate
+from chatbot_server.platform.embedded_postgres import EmbeddedPostgres
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot_client import ChatbotClient
-from chatbot_server.fake_openai import FakeOpenAI
+from chatbot_server.answers.fake_openai import FakeOpenAI
 from chatbot_server.governance.experiment_store import Variant
 from chatbot_server.governance.experiments import assign_variant
 from tests.databases import MigratedDatabase, create_test_database

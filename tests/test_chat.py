@@ -15,7 +15,7 @@ import pytest_asyncio
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot_client import ChatbotClient
-from chatbot_server.fake_openai import Failure, FakeOpenAI, Reply
+from chatbot_server.answers.fake_openai import Failure, FakeOpenAI, Reply
 from tests.conftest import LogSink
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatbot_server.chunking import (
+from chatbot_server.documents.chunking import (
     ChunkingPolicy,
     TextBlock,
     chunk_blocks,

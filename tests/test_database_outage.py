@@ -22,8 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import chat_service_pb2_grpc
-from chatbot_server.embedded_postgres import EmbeddedPostgres
-from chatbot_server.logs import configure_logging
+from chatbot_server.platform.embedded_postgres import EmbeddedPostgres
+from chatbot_server.platform.logs import configure_logging
 from tests.conftest import LogSink
 from tests.databases import (
     MigratedDatabase,

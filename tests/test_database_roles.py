@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from chatbot_server.database import migrate
-from chatbot_server.migrations import MigrationError, load_migrations, schema_version
+from chatbot_server.platform.database import migrate
+from chatbot_server.platform.migrations import MigrationError, load_migrations, schema_version
 from tests.databases import MigratedDatabase, with_database
 
 TABLES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot_server.pdf_extraction import UnreadableDocumentError, extract_document
+from chatbot_server.documents.pdf_extraction import UnreadableDocumentError, extract_document
 from tests.pdfs import (
     ZERO_PAGE_PDF,
     Section,

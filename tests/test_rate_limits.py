@@ -22,7 +22,7 @@ from chatbot_server.governance.rate_limiter import (
     RateLimiter,
     RedisRateLimiter,
 )
-from chatbot_server.redis_connection import connect_redis
+from chatbot_server.platform.redis_connection import connect_redis
 from tests.conftest import LogSink
 from tests.databases import MigratedDatabase, create_test_database, free_port
 from tests.governance_support import new_key, with_key

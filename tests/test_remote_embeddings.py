@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
-from chatbot_server.fake_openai import Failure, FakeOpenAI
+from chatbot_server.answers.fake_openai import Failure, FakeOpenAI
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf, truncate_documents
 from tests.pdfs import text_pdf

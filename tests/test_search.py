@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
-from chatbot_server.retrieval import FULL_TEXT, VECTOR, Candidate, fuse
+from chatbot_server.retrieval.hybrid_search import FULL_TEXT, VECTOR, Candidate, fuse
 from tests.databases import MigratedDatabase
 from tests.documents_support import manual_pdf, truncate_documents, wait_until_final
 from tests.pdfs import text_pdf

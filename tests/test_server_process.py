@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chatbot_server.embedded_postgres import EmbeddedPostgres
+from chatbot_server.platform.embedded_postgres import EmbeddedPostgres
 from tests.databases import MigratedDatabase, free_port, with_database
 from tests.processes import ServerProcess
 

@@ -8,8 +8,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatbot_server.citations import CitationRenumberer
-from chatbot_server.sse import SseEvent, SseParser
+from chatbot_server.answers.citations import CitationRenumberer
+from chatbot_server.answers.sse import SseEvent, SseParser
 
 STREAM = (
     ": OPENROUTER PROCESSING\n\n"

@@ -17,18 +17,12 @@ import structlog
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
-from chatbot_server.access_log import access_log_interceptor
-from chatbot_server.answering import Answerer
-from chatbot_server.chunking import ChunkingPolicy
+from chatbot_server.answers.answering import Answerer
+from chatbot_server.answers.cost_log import record_embedding_usage
+from chatbot_server.answers.llm import LlmClient
 from chatbot_server.config import EmbeddingSettings, Settings
-from chatbot_server.cost_log import record_embedding_usage
-from chatbot_server.database import EmbeddedDatabase, PostgresProbe, open_pool, start_embedded
-from chatbot_server.embeddings import (
-    Embedder,
-    EmbeddingUsage,
-    LocalEmbeddings,
-    RemoteEmbeddings,
-)
+from chatbot_server.documents.chunking import ChunkingPolicy
+from chatbot_server.documents.ingestion import IngestionWorker
 from chatbot_server.governance.alerts import BudgetAlerts
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import ActiveExperiment
@@ -43,11 +37,22 @@ from chatbot_server.governance.rate_limiter import (
     RateLimiter,
     RedisRateLimiter,
 )
-from chatbot_server.health import Dependency, DependencyMonitor, HealthService
-from chatbot_server.ingestion import IngestionWorker
-from chatbot_server.llm import LlmClient
-from chatbot_server.redis_connection import connect_redis
-from chatbot_server.reflection import DocumentedReflectionServicer, reflected_service_names
+from chatbot_server.platform.access_log import access_log_interceptor
+from chatbot_server.platform.database import (
+    EmbeddedDatabase,
+    PostgresProbe,
+    open_pool,
+    start_embedded,
+)
+from chatbot_server.platform.health import Dependency, DependencyMonitor, HealthService
+from chatbot_server.platform.redis_connection import connect_redis
+from chatbot_server.platform.reflection import DocumentedReflectionServicer, reflected_service_names
+from chatbot_server.retrieval.embeddings import (
+    Embedder,
+    EmbeddingUsage,
+    LocalEmbeddings,
+    RemoteEmbeddings,
+)
 from chatbot_server.services import SERVICE_NAMES, ServiceDependencies, add_services
 
 log = structlog.get_logger(__name__)

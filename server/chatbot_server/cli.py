@@ -10,23 +10,23 @@ import sys
 
 import structlog
 
+from chatbot_server.answers.pricing import MICRO_USD_PER_USD
 from chatbot_server.app import ListenError, run_worker, serve
-from chatbot_server.bootstrap import BootstrapError, bootstrap_database, plan_from_urls
 from chatbot_server.config import Settings, SettingsError
-from chatbot_server.database import (
+from chatbot_server.governance import api_key_store
+from chatbot_server.governance.api_keys import ROLES, ApiKeyRecord
+from chatbot_server.governance.key_management import create_key, revoke_key
+from chatbot_server.platform.bootstrap import BootstrapError, bootstrap_database, plan_from_urls
+from chatbot_server.platform.database import (
     DatabaseUnavailableError,
     command_pool,
     migrate,
     start_embedded,
 )
-from chatbot_server.embedded_postgres import EmbeddedPostgresError
-from chatbot_server.errors import ServiceError
-from chatbot_server.governance import api_key_store
-from chatbot_server.governance.api_keys import ROLES, ApiKeyRecord
-from chatbot_server.governance.key_management import create_key, revoke_key
-from chatbot_server.logs import configure_logging
-from chatbot_server.migrations import MigrationError
-from chatbot_server.pricing import MICRO_USD_PER_USD
+from chatbot_server.platform.embedded_postgres import EmbeddedPostgresError
+from chatbot_server.platform.errors import ServiceError
+from chatbot_server.platform.logs import configure_logging
+from chatbot_server.platform.migrations import MigrationError
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatbot.v1 import common_pb2
-from chatbot_server.retrieval import FULL_TEXT, VECTOR, Hit
+from chatbot_server.retrieval.hybrid_search import FULL_TEXT, VECTOR, Hit
 
 _SIGNALS = {
     VECTOR: common_pb2.RETRIEVAL_SIGNAL_VECTOR,

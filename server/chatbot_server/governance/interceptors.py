@@ -15,9 +15,7 @@ import structlog
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
-from chatbot_server.call_context import call_in_progress
 from chatbot_server.config import IdentitySettings, RateLimitSettings
-from chatbot_server.errors import ServiceError
 from chatbot_server.governance.api_keys import MalformedCredentials, secret_from_metadata
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.key_cache import ApiKeyCache
@@ -28,7 +26,9 @@ from chatbot_server.governance.rate_limit_rules import (
     response_headers,
 )
 from chatbot_server.governance.rate_limiter import LimiterUnavailable, RateLimiter
-from chatbot_server.interception import AroundInterceptor
+from chatbot_server.platform.call_context import call_in_progress
+from chatbot_server.platform.errors import ServiceError
+from chatbot_server.platform.interception import AroundInterceptor
 
 log = structlog.get_logger(__name__)
 

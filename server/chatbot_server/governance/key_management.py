@@ -8,7 +8,7 @@ import math
 import asyncpg
 import grpc
 
-from chatbot_server.errors import ServiceError, bad_request
+from chatbot_server.answers.pricing import MICRO_USD_PER_USD
 from chatbot_server.governance import api_key_store
 from chatbot_server.governance.api_keys import (
     ROLES,
@@ -18,7 +18,7 @@ from chatbot_server.governance.api_keys import (
     secret_sha256,
 )
 from chatbot_server.governance.rate_limit_rules import parse_rate
-from chatbot_server.pricing import MICRO_USD_PER_USD
+from chatbot_server.platform.errors import ServiceError, bad_request
 
 
 async def create_key(

@@ -17,13 +17,13 @@ from chatbot.v1 import (
     document_service_pb2,
     document_service_pb2_grpc,
 )
-from chatbot_server.answering import Answerer
+from chatbot_server.answers.answering import Answerer
 from chatbot_server.config import Settings
-from chatbot_server.embeddings import Embedder
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import ActiveExperiment
 from chatbot_server.governance.key_cache import ApiKeyCache
 from chatbot_server.governance.rate_limiter import RateLimiter
+from chatbot_server.retrieval.embeddings import Embedder
 from chatbot_server.services.admin import AdminServicer
 from chatbot_server.services.chat import ChatServicer
 from chatbot_server.services.documents import DocumentServicer

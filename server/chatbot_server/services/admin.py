@@ -16,10 +16,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatbot.v1 import admin_service_pb2 as pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2
-from chatbot_server import answer_log_store, chat_store, pagination
-from chatbot_server.answer_log_store import GLOBAL_SCOPE, AnswerLogFilter
+from chatbot_server.answers import answer_log_store, chat_store
+from chatbot_server.answers.answer_log_store import GLOBAL_SCOPE, AnswerLogFilter
+from chatbot_server.answers.pricing import MICRO_USD_PER_USD, to_usd
 from chatbot_server.conversions import timestamp
-from chatbot_server.errors import ServiceError, bad_request
 from chatbot_server.governance import api_key_store, experiment_store
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import BLOCKED, NORMAL, WARNING, Budget, BudgetStatus
@@ -28,8 +28,9 @@ from chatbot_server.governance.experiments import ActiveExperiment
 from chatbot_server.governance.key_cache import ApiKeyCache
 from chatbot_server.governance.key_management import create_key, revoke_key
 from chatbot_server.governance.rate_limiter import LimiterUnavailable, RateLimiter
-from chatbot_server.pricing import MICRO_USD_PER_USD, to_usd
-from chatbot_server.validation import parse_uuid
+from chatbot_server.platform import pagination
+from chatbot_server.platform.errors import ServiceError, bad_request
+from chatbot_server.platform.validation import parse_uuid
 
 _LEVELS = {
     NORMAL: pb.BUDGET_LEVEL_NORMAL,

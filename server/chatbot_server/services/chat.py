@@ -10,14 +10,15 @@ import grpc
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import chat_service_pb2_grpc, common_pb2
-from chatbot_server import chat_store, pagination
-from chatbot_server.answering import Answerer, Question
-from chatbot_server.call_context import CallContext, call_in_progress
-from chatbot_server.chat_store import ConversationRecord, MessageRecord
+from chatbot_server.answers import chat_store
+from chatbot_server.answers.answering import Answerer, Question
+from chatbot_server.answers.chat_store import ConversationRecord, MessageRecord
 from chatbot_server.conversions import timestamp
-from chatbot_server.errors import ServiceError, bad_request
+from chatbot_server.platform import pagination
+from chatbot_server.platform.call_context import CallContext, call_in_progress
+from chatbot_server.platform.errors import ServiceError, bad_request
+from chatbot_server.platform.validation import bounded_int, bounded_text, language_code, parse_uuid
 from chatbot_server.services.documents import search_filter
-from chatbot_server.validation import bounded_int, bounded_text, language_code, parse_uuid
 
 _ROLES = {"user": pb.MESSAGE_ROLE_USER, "assistant": pb.MESSAGE_ROLE_ASSISTANT}
 _STATUSES = {

@@ -12,16 +12,17 @@ import asyncpg
 import grpc
 
 from chatbot.v1 import common_pb2, document_service_pb2, document_service_pb2_grpc
-from chatbot_server import document_store, pagination
 from chatbot_server.config import DocumentSettings, RetrievalSettings
 from chatbot_server.conversions import retrieved_chunk, timestamp
-from chatbot_server.document_store import DocumentFilter, DocumentRecord, NewDocument
-from chatbot_server.embeddings import Embedder, EmbeddingError
-from chatbot_server.errors import ServiceError, bad_request
-from chatbot_server.pdf_extraction import PDF_MAGIC
-from chatbot_server.retrieval import SearchFilter, retrieve
-from chatbot_server.upload_memory import HeldBytes, UploadMemory
-from chatbot_server.validation import bounded_int, bounded_text, language_code, parse_uuid
+from chatbot_server.documents import document_store
+from chatbot_server.documents.document_store import DocumentFilter, DocumentRecord, NewDocument
+from chatbot_server.documents.pdf_extraction import PDF_MAGIC
+from chatbot_server.documents.upload_memory import HeldBytes, UploadMemory
+from chatbot_server.platform import pagination
+from chatbot_server.platform.errors import ServiceError, bad_request
+from chatbot_server.platform.validation import bounded_int, bounded_text, language_code, parse_uuid
+from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
+from chatbot_server.retrieval.hybrid_search import SearchFilter, retrieve
 
 pb = document_service_pb2
 _STATUS_NAMES = ("PENDING", "PROCESSING", "READY", "FAILED")

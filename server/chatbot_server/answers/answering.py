@@ -23,26 +23,33 @@ from google.rpc import error_details_pb2, status_pb2
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import common_pb2
-from chatbot_server import chat_store
-from chatbot_server.answer_recording import (
+from chatbot_server.answers import chat_store
+from chatbot_server.answers.answer_recording import (
     AnswerIdentity,
     AnswerOutcome,
     cost_of,
     elapsed_ms,
     record_answer,
 )
-from chatbot_server.citations import CitationRenumberer
+from chatbot_server.answers.citations import CitationRenumberer
+from chatbot_server.answers.llm import (
+    Accepted,
+    Finished,
+    LlmClient,
+    LlmError,
+    ReportedUsage,
+    TextDelta,
+)
+from chatbot_server.answers.pricing import to_usd, worst_case_micro_usd
+from chatbot_server.answers.prompting import SYSTEM_PROMPT, build_messages, looks_english
 from chatbot_server.config import AnswerSettings, RetrievalSettings
 from chatbot_server.conversions import retrieved_chunk
-from chatbot_server.embeddings import Embedder, EmbeddingError
-from chatbot_server.errors import ServiceError
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import ActiveExperiment, Assignment
-from chatbot_server.llm import Accepted, Finished, LlmClient, LlmError, ReportedUsage, TextDelta
-from chatbot_server.pricing import to_usd, worst_case_micro_usd
-from chatbot_server.prompting import SYSTEM_PROMPT, build_messages, looks_english
-from chatbot_server.retrieval import Hit, SearchFilter, retrieve
+from chatbot_server.platform.errors import ServiceError
+from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
+from chatbot_server.retrieval.hybrid_search import Hit, SearchFilter, retrieve
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from chatbot_server.chunking import Chunk
+from chatbot_server.documents.chunking import Chunk
 
 DOCUMENT_COLUMNS = """
     id, title, filename, sha256, size_bytes, language, document_type, tags, status, error,

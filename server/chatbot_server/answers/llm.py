@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from chatbot_server.answers.sse import SseParser
 from chatbot_server.config import LlmSettings
-from chatbot_server.sse import SseParser
 
 
 class LlmError(Exception):

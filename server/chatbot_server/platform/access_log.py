@@ -18,15 +18,15 @@ import structlog
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
-from chatbot_server.call_context import (
+from chatbot_server.platform.call_context import (
     REQUEST_ID_KEY,
     CallContext,
     request_id_from,
     set_current_call,
 )
-from chatbot_server.database import UNREACHABLE_ERRORS
-from chatbot_server.errors import STATUS_DETAILS_KEY, ServiceError, bad_request
-from chatbot_server.interception import AroundInterceptor
+from chatbot_server.platform.database import UNREACHABLE_ERRORS
+from chatbot_server.platform.errors import STATUS_DETAILS_KEY, ServiceError, bad_request
+from chatbot_server.platform.interception import AroundInterceptor
 
 log = structlog.get_logger("chatbot_server.access")
 

@@ -12,9 +12,9 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from chatbot_server.chunking import Chunk, ChunkingPolicy, chunk_blocks
-from chatbot_server.local_model import count_tokens
-from chatbot_server.pdf_extraction import extract_document
+from chatbot_server.documents.chunking import Chunk, ChunkingPolicy, chunk_blocks
+from chatbot_server.documents.pdf_extraction import extract_document
+from chatbot_server.retrieval.local_model import count_tokens
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pymupdf
 
-from chatbot_server.chunking import TextBlock, normalize_text
+from chatbot_server.documents.chunking import TextBlock, normalize_text
 
 # MuPDF's own complaints about damaged files would go to stderr; errors are reported instead.
 pymupdf.TOOLS.mupdf_display_errors(False)

@@ -13,7 +13,7 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
-from chatbot_server.errors import ServiceError
+from chatbot_server.platform.errors import ServiceError
 
 RETRY_SECONDS = 5
 

@@ -16,14 +16,14 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from chatbot_server import chat_store
-from chatbot_server.answer_log_store import AnswerLogEntry, record_call
-from chatbot_server.errors import ServiceError
+from chatbot_server.answers import chat_store
+from chatbot_server.answers.answer_log_store import AnswerLogEntry, record_call
+from chatbot_server.answers.pricing import FREE, call_cost_micro_usd
+from chatbot_server.answers.prompting import CHARS_PER_TOKEN
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import Assignment
-from chatbot_server.pricing import FREE, call_cost_micro_usd
-from chatbot_server.prompting import CHARS_PER_TOKEN
-from chatbot_server.retrieval import Hit
+from chatbot_server.platform.errors import ServiceError
+from chatbot_server.retrieval.hybrid_search import Hit
 
 log = structlog.get_logger(__name__)
 

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 import asyncpg
 import structlog
 
-from chatbot_server.bootstrap import DatabasePlan, bootstrap_database
 from chatbot_server.config import DatabaseSettings
-from chatbot_server.embedded_postgres import EmbeddedPostgres
-from chatbot_server.migrations import apply_migrations, require_current_schema
-from chatbot_server.vector_codec import register_vector_codec
+from chatbot_server.platform.bootstrap import DatabasePlan, bootstrap_database
+from chatbot_server.platform.embedded_postgres import EmbeddedPostgres
+from chatbot_server.platform.migrations import apply_migrations, require_current_schema
+from chatbot_server.retrieval.vector_codec import register_vector_codec
 
 log = structlog.get_logger(__name__)
 

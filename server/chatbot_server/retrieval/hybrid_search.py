@@ -14,8 +14,8 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from chatbot_server.embeddings import Embedder
-from chatbot_server.text_search import plain_words, text_search_config
+from chatbot_server.retrieval.embeddings import Embedder
+from chatbot_server.retrieval.text_search import plain_words, text_search_config
 
 # Reciprocal rank fusion's damping constant, as in Cormack et al. (2009).
 RRF_K = 60

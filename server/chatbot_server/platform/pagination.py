@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from chatbot_server.errors import bad_request
+from chatbot_server.platform.errors import bad_request
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 20

@@ -19,18 +19,18 @@ import asyncpg
 import numpy as np
 import structlog
 
-from chatbot_server import document_store
-from chatbot_server.chunking import ChunkingPolicy
 from chatbot_server.config import IngestionSettings
-from chatbot_server.document_preparation import (
+from chatbot_server.documents import document_store
+from chatbot_server.documents.chunking import ChunkingPolicy
+from chatbot_server.documents.document_preparation import (
     PreparedDocument,
     bind_to_parent,
     prepare_document,
 )
-from chatbot_server.embeddings import Embedder, EmbeddingError
-from chatbot_server.local_model import count_tokens
-from chatbot_server.pdf_extraction import UnreadableDocumentError
-from chatbot_server.text_search import text_search_config
+from chatbot_server.documents.pdf_extraction import UnreadableDocumentError
+from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
+from chatbot_server.retrieval.local_model import count_tokens
+from chatbot_server.retrieval.text_search import text_search_config
 
 log = structlog.get_logger(__name__)
 

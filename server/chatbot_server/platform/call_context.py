@@ -7,8 +7,8 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from chatbot_server.errors import ServiceError
 from chatbot_server.governance.api_keys import ApiKeyRecord
+from chatbot_server.platform.errors import ServiceError
 
 REQUEST_ID_KEY = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -38,7 +38,7 @@ def _verified_bytes(path: Path, expected_sha256: str) -> bytes:
 
 @cache
 def _tokenizer_json() -> str:
-    folder = resources.files("chatbot_server") / "model_data" / "all-MiniLM-L6-v2"
+    folder = resources.files("chatbot_server.retrieval") / "model_data" / "all-MiniLM-L6-v2"
     return _verified_bytes(Path(str(folder / "tokenizer.json")), _TOKENIZER_SHA256).decode()
 
 

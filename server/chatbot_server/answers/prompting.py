@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chatbot_server.retrieval import Hit
+from chatbot_server.retrieval.hybrid_search import Hit
 
 SYSTEM_PROMPT = (
     "You answer questions about the user's documents. Use only the numbered sources below. "

@@ -2,7 +2,7 @@
 
 For tests, benchmarks and offline demos: real sockets, real HTTP/1.1 with chunked SSE, so
 the service's httpx clients run exactly as against OpenRouter; nothing is patched. Run it
-alone with `python -m chatbot_server.fake_openai [PORT]` and point OPENROUTER_BASE_URL at
+alone with `python -m chatbot_server.answers.fake_openai [PORT]` and point OPENROUTER_BASE_URL at
 the address it prints.
 """
 

@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from chatbot_server.local_model import DIMENSIONS, LocalEmbedder
-from chatbot_server.pricing import call_cost_micro_usd
+from chatbot_server.answers.pricing import call_cost_micro_usd
+from chatbot_server.retrieval.local_model import DIMENSIONS, LocalEmbedder
 
 Vectors = npt.NDArray[np.float32]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
-from chatbot_server.answer_log_store import AnswerLogEntry, record_call
-from chatbot_server.call_context import current_call
-from chatbot_server.embeddings import EmbeddingUsage
+from chatbot_server.answers.answer_log_store import AnswerLogEntry, record_call
+from chatbot_server.answers.pricing import to_usd
 from chatbot_server.governance.budget import Budget
-from chatbot_server.pricing import to_usd
+from chatbot_server.platform.call_context import current_call
+from chatbot_server.retrieval.embeddings import EmbeddingUsage
 
 log = structlog.get_logger(__name__)
 

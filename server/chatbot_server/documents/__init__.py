@@ -1,0 +1,1 @@
+"""Documents: upload bookkeeping, the durable ingestion queue, PDF extraction and chunking."""

@@ -1,0 +1,1 @@
+"""Retrieval: embedding models and the hybrid (vector + full-text) search over chunks."""
