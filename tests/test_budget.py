@@ -93,6 +93,20 @@ async def budget(rig: BudgetRig) -> BudgetRig:
     return rig
 
 
+async def another_server(rig: BudgetRig, redis_url: str, **env: str) -> RunningServer:
+    """One more replica on the rig's database and model, with settings of its own."""
+    return await start_server(
+        server_settings(
+            rig.database.app_url,
+            redis_url,
+            OPENROUTER_API_KEY="sk-or-test",
+            OPENROUTER_BASE_URL=rig.fake.base_url,
+            SIMILARITY_THRESHOLD="0",
+            **env,
+        )
+    )
+
+
 async def seed_spend(rig: BudgetRig, usd: float) -> None:
     """Spending made elsewhere today, recorded as the ledger records every call."""
     async with app_pool(rig.database.app_url) as pool:
@@ -270,16 +284,8 @@ async def test_an_exhausted_budget_can_answer_offline_instead(
     budget: BudgetRig, redis_url: str
 ) -> None:
     await seed_spend(budget, 1.0)
-    running = await start_server(
-        server_settings(
-            budget.database.app_url,
-            redis_url,
-            OPENROUTER_API_KEY="sk-or-test",
-            OPENROUTER_BASE_URL=budget.fake.base_url,
-            SIMILARITY_THRESHOLD="0",
-            DAILY_COST_BUDGET_USD="1",
-            BUDGET_EXHAUSTED_ACTION="offline",
-        )
+    running = await another_server(
+        budget, redis_url, DAILY_COST_BUDGET_USD="1", BUDGET_EXHAUSTED_ACTION="offline"
     )
     requests_before = len(budget.fake.requests)
     try:
@@ -298,15 +304,7 @@ async def test_an_exhausted_budget_can_answer_offline_instead(
 async def test_stopping_the_server_mid_answer_records_and_settles_it(
     budget: BudgetRig, redis_url: str
 ) -> None:
-    running = await start_server(
-        server_settings(
-            budget.database.app_url,
-            redis_url,
-            OPENROUTER_API_KEY="sk-or-test",
-            OPENROUTER_BASE_URL=budget.fake.base_url,
-            SIMILARITY_THRESHOLD="0",
-        )
-    )
+    running = await another_server(budget, redis_url)
     budget.fake.replies.append(Reply(["slow "] * 100, piece_delay=0.1))
     async with grpc.aio.insecure_channel(running.address) as channel:
         call = chat_service_pb2_grpc.ChatServiceStub(channel).StreamAnswer(
