@@ -12,6 +12,8 @@ import grpc
 import pytest
 import pytest_asyncio
 from google.rpc import error_details_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
@@ -271,3 +273,33 @@ async def test_without_redis_limits_are_kept_in_process_and_that_is_logged(
             assert error_info(raised.value).reason == "RATE_LIMITED"
     finally:
         await running.stop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gaps=st.lists(st.floats(min_value=0, max_value=3, allow_nan=False), min_size=1, max_size=60),
+    count=st.integers(min_value=1, max_value=5),
+    window=st.integers(min_value=1, max_value=4),
+)
+def test_a_sliding_window_admits_exactly_what_fits(
+    gaps: list[float], count: int, window: int
+) -> None:
+    """At every moment, a call is admitted if and only if fewer than `count` admitted calls
+    lie in the window before it; the promised retry delay is exactly when one leaves."""
+    now = [0.0]
+    limiter = InProcessRateLimiter(clock=lambda: now[0])
+    limits = [Limit("x", Rate(count, window))]
+    admitted: list[float] = []
+    for gap in gaps:
+        now[0] += gap
+        decision = asyncio.run(limiter.acquire("p", limits))
+        in_window = [t for t in admitted if t > now[0] - window]
+        assert decision.allowed == (len(in_window) < count)
+        if decision.allowed:
+            admitted.append(now[0])
+            assert decision.states[0].remaining == count - len(in_window) - 1
+        else:
+            oldest_blocking = in_window[len(in_window) - count]
+            assert decision.states[0].retry_after_seconds == pytest.approx(
+                oldest_blocking + window - now[0]
+            )
