@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -100,9 +101,8 @@ class ChatbotClient:
         page_size: int = 100,
     ) -> AsyncIterator[pb.Document]:
         """Every matching document, newest first, fetching pages as needed."""
-        token = ""
-        while True:
-            response = await self.documents.ListDocuments(
+        async for page in _pages(
+            lambda token: self.documents.ListDocuments(
                 pb.ListDocumentsRequest(
                     page_size=page_size,
                     page_token=token,
@@ -113,11 +113,9 @@ class ChatbotClient:
                 ),
                 timeout=self.timeout,
             )
-            for document in response.documents:
+        ):
+            for document in page.documents:
                 yield document
-            token = response.next_page_token
-            if not token:
-                return
 
     async def delete_document(self, document_id: str) -> None:
         await self.documents.DeleteDocument(
@@ -208,19 +206,16 @@ class ChatbotClient:
         self, session_id: str = "", page_size: int = 100
     ) -> AsyncIterator[chat_pb.Conversation]:
         """The caller's conversations, newest first, fetching pages as needed."""
-        token = ""
-        while True:
-            response = await self.chat.ListConversations(
+        async for page in _pages(
+            lambda token: self.chat.ListConversations(
                 chat_pb.ListConversationsRequest(
                     session_id=session_id, page_size=page_size, page_token=token
                 ),
                 timeout=self.timeout,
             )
-            for conversation in response.conversations:
+        ):
+            for conversation in page.conversations:
                 yield conversation
-            token = response.next_page_token
-            if not token:
-                return
 
     async def get_conversation(
         self, conversation_id: str, session_id: str = ""
@@ -260,17 +255,16 @@ class ChatbotClient:
         return response.experiment
 
     async def list_experiments(self) -> list[admin_pb.Experiment]:
-        found: list[admin_pb.Experiment] = []
-        token = ""
-        while True:
-            response = await self.admin.ListExperiments(
-                admin_pb.ListExperimentsRequest(page_size=100, page_token=token),
-                timeout=self.timeout,
+        return [
+            experiment
+            async for page in _pages(
+                lambda token: self.admin.ListExperiments(
+                    admin_pb.ListExperimentsRequest(page_size=100, page_token=token),
+                    timeout=self.timeout,
+                )
             )
-            found += response.experiments
-            token = response.next_page_token
-            if not token:
-                return found
+            for experiment in page.experiments
+        ]
 
     async def experiment_results(self, experiment_id: str) -> admin_pb.GetExperimentResultsResponse:
         """The experiment with its per-variant comparison."""
@@ -306,19 +300,18 @@ class ChatbotClient:
         return response
 
     async def list_api_keys(self, show_revoked: bool = False) -> list[admin_pb.ApiKey]:
-        found: list[admin_pb.ApiKey] = []
-        token = ""
-        while True:
-            response = await self.admin.ListApiKeys(
-                admin_pb.ListApiKeysRequest(
-                    page_size=100, page_token=token, show_revoked=show_revoked
-                ),
-                timeout=self.timeout,
+        return [
+            key
+            async for page in _pages(
+                lambda token: self.admin.ListApiKeys(
+                    admin_pb.ListApiKeysRequest(
+                        page_size=100, page_token=token, show_revoked=show_revoked
+                    ),
+                    timeout=self.timeout,
+                )
             )
-            found += response.api_keys
-            token = response.next_page_token
-            if not token:
-                return found
+            for key in page.api_keys
+        ]
 
     async def revoke_api_key(self, api_key_id: str) -> admin_pb.ApiKey:
         response: admin_pb.RevokeApiKeyResponse = await self.admin.RevokeApiKey(
@@ -346,6 +339,17 @@ class ChatbotClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _pages(fetch: Callable[[str], Awaitable[Any]]) -> AsyncIterator[Any]:
+    """Every page of an AIP-158 listing: `fetch(page_token)` until no next token."""
+    token = ""
+    while True:
+        page = await fetch(token)
+        yield page
+        token = page.next_page_token
+        if not token:
+            return
 
 
 async def _upload_messages(

@@ -138,9 +138,14 @@ class Budget:
     def exhausted_action(self) -> str:
         return self._settings.exhausted_action
 
+    @property
+    def daily_micro_usd(self) -> int:
+        """The global daily budget."""
+        return round(self._settings.daily_usd * MICRO_USD_PER_USD)
+
     def budgets_for(self, key: ApiKeyRecord | None) -> dict[str, int]:
         """The scopes a call is charged against, with their daily budgets in micro-USD."""
-        budgets = {GLOBAL_SCOPE: round(self._settings.daily_usd * MICRO_USD_PER_USD)}
+        budgets = {GLOBAL_SCOPE: self.daily_micro_usd}
         if key is not None and key.daily_budget_micro_usd is not None:
             budgets[str(key.id)] = key.daily_budget_micro_usd
         return budgets
@@ -188,8 +193,7 @@ class Budget:
     def spent(self, global_spent_micro_usd: int) -> None:
         """Called after each ledger row: from the alert threshold on, warns (once a day per
         replica) and has exactly one replica a day send the alert."""
-        status = self._status(GLOBAL_SCOPE, global_spent_micro_usd, 0,
-                              self.budgets_for(None)[GLOBAL_SCOPE])  # fmt: skip
+        status = self._status(GLOBAL_SCOPE, global_spent_micro_usd, 0, self.daily_micro_usd)
         if status.level == NORMAL or self._warned_day == status.day:
             return
         self._warned_day = status.day
@@ -254,10 +258,8 @@ class CallReservation:
     async def finished(self) -> list[UUID]:
         """The reservations made, once none is still being made (a refusal no longer
         matters here: the call did not go ahead)."""
-        if self._estimate is not None and not self._estimate.done():
+        if self._estimate is not None:
             await asyncio.gather(self._estimate, return_exceptions=True)
-        if self._estimate is not None and self._estimate.done() and not self._estimate.cancelled():
-            self._estimate.exception()  # observed, so asyncio does not warn about it
         return self.ids
 
     async def _reserve(self, amount_micro_usd: int) -> None:

@@ -40,11 +40,6 @@ async def reserve(
     ]
 
 
-async def release(pool: asyncpg.Pool, reservation_id: UUID) -> None:
-    """Drops a reservation whose call never reached the ledger."""
-    await pool.execute("DELETE FROM budget_reservations WHERE id = $1", reservation_id)
-
-
 async def totals(pool: asyncpg.Pool, day: date, scope: str) -> tuple[int, int]:
     """Spent and currently reserved micro-USD of a scope on a day."""
     row = await pool.fetchrow(

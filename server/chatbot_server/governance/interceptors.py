@@ -121,9 +121,10 @@ def _invalid_key(why: str) -> ServiceError:
 
 def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) -> AroundInterceptor:
     policy = settings.policy
-    outage = {"ongoing": False}
+    outage = False
 
     async def limit(method: str, context: grpc.aio.ServicerContext) -> None:
+        nonlocal outage
         call = call_in_progress()
         key = call.api_key
         override = parse_rate(key.rate_limit) if key is not None and key.rate_limit else None
@@ -131,8 +132,8 @@ def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) ->
         try:
             decision = await limiter.acquire(call.identity, limits)
         except LimiterUnavailable as error:
-            if not outage["ongoing"]:
-                outage["ongoing"] = True
+            if not outage:
+                outage = True
                 log.error("rate_limit.redis_unreachable", error=str(error),
                           failure_mode=settings.redis_failure)  # fmt: skip
             if settings.redis_failure == "closed":
@@ -143,8 +144,8 @@ def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) ->
                     details=[error_details_pb2.RetryInfo(retry_delay=Duration(seconds=1))],
                 ) from None
             return
-        if outage["ongoing"]:
-            outage["ongoing"] = False
+        if outage:
+            outage = False
             log.info("rate_limit.redis_reachable")
         headers = response_headers(call.identity, decision)
         if not decision.allowed:

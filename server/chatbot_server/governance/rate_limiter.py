@@ -146,15 +146,18 @@ class RedisRateLimiter:
 
     async def _evaluate(self, calls: list[tuple[list[str], list[str | int]]]) -> list[Any]:
         """One EVALSHA per call in one round trip; the script is loaded if Redis lost it."""
-        for attempt in range(2):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    pipe.evalsha(self._sha, len(keys), *keys, *args)
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-            if attempt or not any(isinstance(r, NoScriptError) for r in replies):
-                return replies
+        replies = await self._pipelined(calls)
+        if any(isinstance(reply, NoScriptError) for reply in replies):
             await self._client.script_load(_SLIDING_WINDOWS)
-        raise AssertionError("unreachable")
+            replies = await self._pipelined(calls)
+        return replies
+
+    async def _pipelined(self, calls: list[tuple[list[str], list[str | int]]]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(self._sha, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def clear(self, identity: str | None) -> int:
         pattern = KEY_PREFIX + ("*" if identity is None else "{" + _glob_escape(identity) + "}:*")

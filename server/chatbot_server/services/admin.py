@@ -6,6 +6,7 @@ Every call has passed the identity interceptor with an admin key.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -96,7 +97,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         return await answer_log_store.cost_totals(self._pool, start, group)
 
     async def _global_status(self) -> BudgetStatus:
-        return await self._budget.status(GLOBAL_SCOPE, self._budget.budgets_for(None)[GLOBAL_SCOPE])
+        return await self._budget.status(GLOBAL_SCOPE, self._budget.daily_micro_usd)
 
     async def GetBudgetStatus(
         self, request: pb.GetBudgetStatusRequest, context: object
@@ -190,14 +191,13 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         given = request.experiment
         name = _experiment_name(given.name)
         variants = _variants(list(given.variants))
-        try:
-            record = await experiment_store.insert_experiment(
+        stored = await self._saved(
+            experiment_store.insert_experiment(
                 self._pool, name, given.description[:2000], variants, given.active
-            )
-        except asyncpg.UniqueViolationError as error:
-            raise _conflict(error, name) from None
-        self._experiments.forget()
-        return pb.CreateExperimentResponse(experiment=_experiment_proto(record))
+            ),
+            name,
+        )
+        return pb.CreateExperimentResponse(experiment=stored)
 
     async def GetExperiment(
         self, request: pb.GetExperimentRequest, context: object
@@ -236,12 +236,20 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             created_at=current.created_at,
             updated_at=current.updated_at,
         )
+        stored = await self._saved(
+            experiment_store.update_experiment(self._pool, changed), changed.name
+        )
+        return pb.UpdateExperimentResponse(experiment=stored)
+
+    async def _saved(self, write: Awaitable[ExperimentRecord], name: str) -> pb.Experiment:
+        """Runs a write of an experiment; a name or activity clash becomes the caller's error,
+        and every replica's next answer (this one's at once) sees the change."""
         try:
-            record = await experiment_store.update_experiment(self._pool, changed)
+            record = await write
         except asyncpg.UniqueViolationError as error:
-            raise _conflict(error, changed.name) from None
+            raise _conflict(error, name) from None
         self._experiments.forget()
-        return pb.UpdateExperimentResponse(experiment=_experiment_proto(record))
+        return _experiment_proto(record)
 
     async def GetExperimentResults(
         self, request: pb.GetExperimentResultsRequest, context: object
