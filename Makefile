@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench generate check-generated lock redis-server clean
+.PHONY: install run test lint bench eval generate check-generated lock redis-server clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: install redis-server
 	$(BIN)/python scripts/bench_governance.py
 	$(BIN)/python scripts/bench_documents.py
 	$(BIN)/python scripts/bench_chat.py
+
+## Retrieval and grounding quality on eval/dev_set.json (fetches Debian's manuals once).
+eval: install redis-server
+	$(BIN)/python scripts/evaluate.py
 
 ## Regenerate gen/python from proto/ (Python code, .pyi stubs, documented descriptor set).
 generate: install

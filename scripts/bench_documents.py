@@ -171,7 +171,9 @@ async def bench_search(
         (vector,) = await embedder.embed([query])
         embed_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        await find_candidates(pool, query, vector, embedder.model_name, SearchFilter(), 40, "en")
+        await find_candidates(
+            pool, query, vector, embedder.model_name, SearchFilter(), "en", 40, 40
+        )
         sql_ms.append((time.perf_counter() - started) * 1000)
 
     async with pool.acquire() as conn:

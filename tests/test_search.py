@@ -137,6 +137,7 @@ def candidate(vector_rank: int | None, text_rank: int | None, similarity: float)
         similarity=similarity,
         vector_rank=vector_rank,
         text_rank=text_rank,
+        term_coverage=0.0,
     )
 
 

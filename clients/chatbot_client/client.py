@@ -159,6 +159,7 @@ class ChatbotClient:
         document_type: str = "",
         tags: Iterable[str] = (),
         similarity_threshold: float = 0.0,
+        mode: common_pb2.RetrievalMode.ValueType = common_pb2.RETRIEVAL_MODE_UNSPECIFIED,
     ) -> pb.SearchResponse:
         """The chunks most relevant to `query`, without a language model."""
         response: pb.SearchResponse = await self.documents.Search(
@@ -166,6 +167,7 @@ class ChatbotClient:
                 query=query,
                 top_k=top_k,
                 similarity_threshold=similarity_threshold,
+                mode=mode,
                 filter=common_pb2.RetrievalFilter(
                     document_ids=list(document_ids),
                     language=language,

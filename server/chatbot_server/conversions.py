@@ -7,11 +7,17 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatbot.v1 import common_pb2
-from chatbot_server.retrieval.hybrid_search import FULL_TEXT, VECTOR, Hit
+from chatbot_server.retrieval.hybrid_search import FULL_TEXT, VECTOR, Hit, RetrievalMode
 
 _SIGNALS = {
     VECTOR: common_pb2.RETRIEVAL_SIGNAL_VECTOR,
     FULL_TEXT: common_pb2.RETRIEVAL_SIGNAL_FULL_TEXT,
+}
+RETRIEVAL_MODES = {
+    common_pb2.RETRIEVAL_MODE_UNSPECIFIED: RetrievalMode.HYBRID,
+    common_pb2.RETRIEVAL_MODE_HYBRID: RetrievalMode.HYBRID,
+    common_pb2.RETRIEVAL_MODE_VECTOR: RetrievalMode.VECTOR,
+    common_pb2.RETRIEVAL_MODE_TEXT: RetrievalMode.TEXT,
 }
 
 
@@ -36,4 +42,6 @@ def retrieved_chunk(hit: Hit) -> common_pb2.RetrievedChunk:
         relevance_score=hit.relevance,
         vector_similarity=found.similarity,
         signals=[_SIGNALS[signal] for signal in hit.signals],
+        vector_rank=found.vector_rank or 0 if VECTOR in hit.signals else 0,
+        text_rank=found.text_rank or 0 if FULL_TEXT in hit.signals else 0,
     )

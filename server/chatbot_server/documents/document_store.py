@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chatbot_server.documents.chunking import Chunk
+from chatbot_server.retrieval.vector_codec import vector_text
 
 DOCUMENT_COLUMNS = """
     id, title, filename, sha256, size_bytes, language, document_type, tags, status, error,
@@ -265,19 +266,27 @@ async def complete_job(
         if still_ours is None:
             return False
         await conn.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
-        await conn.executemany(
+        # One statement, so the lexeme statistics trigger runs once per document.
+        await conn.execute(
             """
             INSERT INTO chunks (document_id, ordinal, page_number, section_title, content,
                                 token_count, text_search_config, embedding_model, embedding)
-            VALUES ($1, $2, $3, $4, $5, $6, $7::regconfig, $8, $9)
+            SELECT $1, c.ordinal, c.page_number, c.section_title, c.content, c.token_count,
+                   $7::regconfig, $8, c.embedding::vector
+            FROM unnest($2::integer[], $3::integer[], $4::text[], $5::text[], $6::integer[],
+                        $9::text[])
+                 AS c (ordinal, page_number, section_title, content, token_count, embedding)
             """,
-            [
-                (
-                    document_id, chunk.ordinal, chunk.page_number, chunk.section_title,
-                    chunk.text, chunk.token_count, text_search_config, embedding_model, vector,
-                )
-                for chunk, vector in zip(chunks, vectors, strict=True)
-            ],
+            document_id,
+            [chunk.ordinal for chunk in chunks],
+            [chunk.page_number for chunk in chunks],
+            [chunk.section_title for chunk in chunks],
+            [chunk.text for chunk in chunks],
+            [chunk.token_count for chunk in chunks],
+            text_search_config,
+            embedding_model,
+            # asyncpg would read each numpy vector as a nested array: send pgvector's text form.
+            [vector_text(vector) for vector in vectors] if len(chunks) else [],
         )  # fmt: skip
         await conn.execute(
             """

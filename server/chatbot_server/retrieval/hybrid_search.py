@@ -6,6 +6,7 @@ top k are pure functions below, tested without a database.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -15,15 +16,26 @@ import numpy as np
 import numpy.typing as npt
 
 from chatbot_server.retrieval.embeddings import Embedder
-from chatbot_server.retrieval.text_search import plain_words, text_search_config
+from chatbot_server.retrieval.text_search import text_search_config
 
 # Reciprocal rank fusion's damping constant, as in Cormack et al. (2009).
 RRF_K = 60
-# Full-text matches ranked per query at most: common words match thousands of chunks, and
-# ranking them all dominates the tail latency.
-FULL_TEXT_MATCH_LIMIT = 2000
+# How much each signal's rank counts in the fused score, chosen on the dev set
+# (`make eval`): vector similarity carries paraphrases, full-text search exact terms.
+VECTOR_WEIGHT = 1.0
+TEXT_WEIGHT = 1.0
+# Full-text candidates come from the question's rarest terms, at most this many chunks per
+# term: a common word matches thousands of chunks, and ranking them all dominates the tail.
+TERM_MATCH_LIMIT = 400
+CANDIDATE_TERMS = 12
 VECTOR = "vector"
 FULL_TEXT = "full_text"
+
+
+class RetrievalMode(enum.Enum):
+    HYBRID = "hybrid"
+    VECTOR = "vector"
+    TEXT = "text"
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,8 @@ class Candidate:
     similarity: float
     vector_rank: int | None
     text_rank: int | None
+    # Share of the question's informative terms (weighted by rarity) the chunk contains.
+    term_coverage: float
 
 
 @dataclass(frozen=True)
@@ -57,24 +71,37 @@ class Hit:
     signals: tuple[str, ...]
 
 
-def fuse(candidates: Sequence[Candidate], similarity_threshold: float, top_k: int) -> list[Hit]:
-    """Reciprocal rank fusion, then the threshold, then the best `top_k`.
+def fuse(
+    candidates: Sequence[Candidate],
+    similarity_threshold: float,
+    top_k: int,
+    mode: RetrievalMode = RetrievalMode.HYBRID,
+) -> list[Hit]:
+    """Weighted reciprocal rank fusion of the signals `mode` uses, then the threshold, then
+    the best `top_k`.
 
-    Relevance is the fused score scaled to 0..1 (1 = first in both lists). A chunk only
+    Relevance is the fused score scaled to 0..1 (1 = first in every list used). A chunk
     full-text search found is kept whatever its vector similarity: the words matched.
     """
-    best_possible = 2 / (RRF_K + 1)
+    weights = {
+        RetrievalMode.HYBRID: (VECTOR_WEIGHT, TEXT_WEIGHT),
+        RetrievalMode.VECTOR: (1.0, 0.0),
+        RetrievalMode.TEXT: (0.0, 1.0),
+    }[mode]
+    best_possible = sum(weights) / (RRF_K + 1)
     hits = []
     for candidate in candidates:
         score = 0.0
         signals = []
-        if candidate.vector_rank is not None:
-            score += 1 / (RRF_K + candidate.vector_rank)
+        if candidate.vector_rank is not None and weights[0]:
+            score += weights[0] / (RRF_K + candidate.vector_rank)
             signals.append(VECTOR)
-        if candidate.text_rank is not None:
-            score += 1 / (RRF_K + candidate.text_rank)
+        if candidate.text_rank is not None and weights[1]:
+            score += weights[1] / (RRF_K + candidate.text_rank)
             signals.append(FULL_TEXT)
-        if candidate.text_rank is None and candidate.similarity < similarity_threshold:
+        if not signals:
+            continue
+        if FULL_TEXT not in signals and candidate.similarity < similarity_threshold:
             continue
         hits.append(Hit(candidate, score / best_possible, tuple(signals)))
     hits.sort(key=lambda hit: (-hit.relevance, -hit.candidate.similarity))
@@ -90,6 +117,16 @@ WITH allowed AS (
       AND ($6::text IS NULL OR document_type = $6)
       AND ($7::text[] IS NULL OR tags && $7)
 ),
+terms AS (
+    -- The question's words as the documents' lexemes (stemmed, stop words out), each
+    -- weighted by BM25's inverse document frequency; a word no chunk holds weighs most.
+    SELECT q.lexeme, quote_literal(q.lexeme)::tsquery AS query,
+           ln(1 + (n.chunks - coalesce(s.chunks, 0) + 0.5) / (coalesce(s.chunks, 0) + 0.5))
+               AS idf
+    FROM unnest(tsvector_to_array(to_tsvector($8::regconfig, $9))) AS q (lexeme)
+    CROSS JOIN chunk_totals n
+    LEFT JOIN lexeme_stats s ON s.lexeme = q.lexeme
+),
 nearest AS (
     SELECT c.id, c.embedding <=> $1 AS distance
     FROM chunks c
@@ -98,27 +135,34 @@ nearest AS (
     LIMIT $3
 ),
 matched AS (
-    SELECT c.id, c.content_tsv
-    FROM chunks c, websearch_to_tsquery($8::regconfig, $9) AS query
-    WHERE c.content_tsv @@ query AND c.document_id IN (SELECT id FROM allowed)
-    LIMIT {FULL_TEXT_MATCH_LIMIT}
+    SELECT DISTINCT m.id
+    FROM (SELECT query FROM terms ORDER BY idf DESC LIMIT {CANDIDATE_TERMS}) t
+    CROSS JOIN LATERAL (
+        SELECT c.id FROM chunks c
+        WHERE c.content_tsv @@ t.query AND c.document_id IN (SELECT id FROM allowed)
+        LIMIT {TERM_MATCH_LIMIT}
+    ) m
+    WHERE $10 > 0
 ),
 worded AS (
-    SELECT m.id, ts_rank_cd(m.content_tsv, websearch_to_tsquery($8::regconfig, $9)) AS score
-    FROM matched m
-    ORDER BY score DESC
-    LIMIT $3
+    SELECT m.id,
+           (SELECT sum(t.idf) FROM terms t WHERE c.content_tsv @@ t.query) AS score
+    FROM matched m JOIN chunks c ON c.id = m.id
+    ORDER BY score DESC, m.id
+    LIMIT $10
 ),
 ranked AS (
     SELECT id, row_number() OVER (ORDER BY distance) AS vector_rank, NULL::bigint AS text_rank
     FROM nearest
     UNION ALL
-    SELECT id, NULL, row_number() OVER (ORDER BY score DESC) FROM worded
+    SELECT id, NULL, row_number() OVER (ORDER BY score DESC, id) FROM worded
 )
 SELECT c.id AS chunk_id, c.document_id, a.title AS document_title, c.page_number,
        c.section_title, c.content AS text, c.ordinal,
        CASE WHEN c.embedding_model = $2 THEN 1 - (c.embedding <=> $1) ELSE 0 END AS similarity,
-       min(r.vector_rank) AS vector_rank, min(r.text_rank) AS text_rank
+       min(r.vector_rank) AS vector_rank, min(r.text_rank) AS text_rank,
+       coalesce((SELECT sum(t.idf) FROM terms t WHERE c.content_tsv @@ t.query)
+                / nullif((SELECT sum(idf) FROM terms), 0), 0) AS term_coverage
 FROM ranked r
 JOIN chunks c ON c.id = r.id
 JOIN allowed a ON a.id = c.document_id
@@ -132,10 +176,12 @@ async def find_candidates(
     query_vector: npt.NDArray[np.float32],
     embedding_model: str,
     where: SearchFilter,
-    per_signal: int,
     language: str,
+    vector_limit: int,
+    text_limit: int,
 ) -> list[Candidate]:
-    """Up to `per_signal` chunks from each signal, in one round trip."""
+    """Up to `vector_limit` nearest chunks and `text_limit` full-text matches, in one round
+    trip."""
     async with pool.acquire() as conn, conn.transaction():
         # Keep scanning the HNSW graph until enough rows pass the filters (pgvector 0.8).
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
@@ -144,9 +190,9 @@ async def find_candidates(
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         rows = await conn.fetch(
             _CANDIDATES_SQL,
-            query_vector, embedding_model, per_signal,
+            query_vector, embedding_model, vector_limit,
             where.document_ids, where.language, where.document_type, where.tags,
-            text_search_config(language), query,
+            text_search_config(language), query, text_limit,
         )  # fmt: skip
     return [Candidate(**dict(row)) for row in rows]
 
@@ -158,16 +204,19 @@ async def retrieve(
     where: SearchFilter,
     top_k: int,
     similarity_threshold: float,
+    mode: RetrievalMode = RetrievalMode.HYBRID,
 ) -> list[Hit]:
     """The `top_k` chunks most relevant to `query`: the Search RPC's path, shared by answers."""
     (query_vector,) = await embedder.embed([query])
+    per_signal = max(top_k * 4, 40)
     candidates = await find_candidates(
         pool,
-        plain_words(query),
+        query,
         query_vector,
         embedder.model_name,
         where,
-        per_signal=max(top_k * 4, 40),
         language=where.language or "en",
+        vector_limit=0 if mode is RetrievalMode.TEXT else per_signal,
+        text_limit=0 if mode is RetrievalMode.VECTOR else per_signal,
     )
-    return fuse(candidates, similarity_threshold, top_k)
+    return fuse(candidates, similarity_threshold, top_k, mode)

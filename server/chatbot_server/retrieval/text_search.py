@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
-_WORD = re.compile(r"\w+")
-
 _CONFIGS = {
     "ar": "arabic", "da": "danish", "de": "german", "el": "greek", "en": "english",
     "es": "spanish", "fi": "finnish", "fr": "french", "hu": "hungarian", "id": "indonesian",
@@ -13,13 +9,6 @@ _CONFIGS = {
     "nn": "norwegian", "no": "norwegian", "pt": "portuguese", "ro": "romanian",
     "ru": "russian", "sv": "swedish", "ta": "tamil", "tr": "turkish",
 }  # fmt: skip
-
-
-def plain_words(text: str) -> str:
-    """A question as words only, for `websearch_to_tsquery`: a question is not query syntax,
-    so no `-` excludes a word, no `"` opens a phrase and no `or` joins alternatives (and
-    runs of `-` cannot overflow the parser's stack)."""
-    return " ".join(w for w in _WORD.findall(text) if w.lower() != "or")
 
 
 def text_search_config(language: str) -> str:

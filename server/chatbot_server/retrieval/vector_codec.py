@@ -16,6 +16,11 @@ def encode_vector(vector: npt.ArrayLike) -> bytes:
     return _HEADER.pack(values.shape[0], 0) + values.tobytes()
 
 
+def vector_text(vector: npt.ArrayLike) -> str:
+    """pgvector's text form, "[0.1,0.2,...]", for where the binary codec cannot go (arrays)."""
+    return "[" + ",".join(map(str, np.asarray(vector, dtype=np.float32).tolist())) + "]"
+
+
 def decode_vector(data: bytes) -> npt.NDArray[np.float32]:
     dimensions, _ = _HEADER.unpack_from(data)
     return np.frombuffer(data, dtype=">f4", count=dimensions, offset=_HEADER.size).astype(

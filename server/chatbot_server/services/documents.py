@@ -13,7 +13,7 @@ import grpc
 
 from chatbot.v1 import common_pb2, document_service_pb2, document_service_pb2_grpc
 from chatbot_server.config import DocumentSettings, RetrievalSettings
-from chatbot_server.conversions import retrieved_chunk, timestamp
+from chatbot_server.conversions import RETRIEVAL_MODES, retrieved_chunk, timestamp
 from chatbot_server.documents import document_store
 from chatbot_server.documents.document_store import DocumentFilter, DocumentRecord, NewDocument
 from chatbot_server.documents.pdf_extraction import PDF_MAGIC
@@ -208,8 +208,11 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         if not 0 <= threshold <= 1:
             raise bad_request("similarity_threshold", "must be from 0 to 1")
         where = search_filter(request.filter)
+        mode = RETRIEVAL_MODES.get(request.mode)
+        if mode is None:
+            raise bad_request("mode", f"unknown retrieval mode {request.mode}")
         try:
-            hits = await retrieve(self._pool, self._embedder, query, where, top_k, threshold)
+            hits = await retrieve(self._pool, self._embedder, query, where, top_k, threshold, mode)
         except EmbeddingError as error:
             raise ServiceError(
                 grpc.StatusCode.UNAVAILABLE,

@@ -27,21 +27,23 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63hatbot/v1/chat_service.proto\x12\nchatbot.v1\x1a\x17\x63hatbot/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xbd\x01\n\x13StreamAnswerRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12+\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x1b.chatbot.v1.RetrievalFilter\x12\r\n\x05top_k\x18\x06 \x01(\x05\x12\x19\n\x11include_retrieval\x18\x07 \x01(\x08\"\xda\x02\n\x14StreamAnswerResponse\x12,\n\x07started\x18\x01 \x01(\x0b\x32\x19.chatbot.v1.AnswerStartedH\x00\x12(\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x17.chatbot.v1.AnswerDeltaH\x00\x12\x31\n\tretrieval\x18\x03 \x01(\x0b\x32\x1c.chatbot.v1.RetrievalResultsH\x00\x12\x30\n\tcitations\x18\x04 \x01(\x0b\x32\x1b.chatbot.v1.AnswerCitationsH\x00\x12(\n\x05usage\x18\x05 \x01(\x0b\x32\x17.chatbot.v1.AnswerUsageH\x00\x12*\n\theartbeat\x18\x06 \x01(\x0b\x32\x15.chatbot.v1.HeartbeatH\x00\x12&\n\x04\x64one\x18\x07 \x01(\x0b\x32\x16.chatbot.v1.AnswerDoneH\x00\x42\x07\n\x05\x65vent\"\xc9\x01\n\rAnswerStarted\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x17\n\x0fuser_message_id\x18\x02 \x01(\t\x12\x1c\n\x14\x61ssistant_message_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x34\n\nexperiment\x18\x06 \x01(\x0b\x32 .chatbot.v1.ExperimentAssignment\x12\x0f\n\x07offline\x18\x07 \x01(\x08\"W\n\x14\x45xperimentAssignment\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65xperiment_name\x18\x02 \x01(\t\x12\x0f\n\x07variant\x18\x03 \x01(\t\"\x1b\n\x0b\x41nswerDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\">\n\x10RetrievalResults\x12*\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x1a.chatbot.v1.RetrievedChunk\":\n\x0f\x41nswerCitations\x12\'\n\tcitations\x18\x01 \x03(\x0b\x32\x14.chatbot.v1.Citation\"~\n\x0b\x41nswerUsage\x12\r\n\x05model\x18\x01 \x01(\t\x12 \n\x05usage\x18\x02 \x01(\x0b\x32\x11.chatbot.v1.Usage\x12\x14\n\x0cretrieval_ms\x18\x03 \x01(\x03\x12\x16\n\x0e\x66irst_token_ms\x18\x04 \x01(\x03\x12\x10\n\x08total_ms\x18\x05 \x01(\x03\"\x1f\n\tHeartbeat\x12\x12\n\nelapsed_ms\x18\x01 \x01(\x03\"r\n\nAnswerDone\x12/\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x18.chatbot.v1.FinishReason\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"\xc3\x01\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x15\n\rmessage_count\x18\x04 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x02\n\x07Message\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12%\n\x04role\x18\x03 \x01(\x0e\x32\x17.chatbot.v1.MessageRole\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\'\n\tcitations\x18\x05 \x03(\x0b\x32\x14.chatbot.v1.Citation\x12)\n\x06status\x18\x06 \x01(\x0e\x32\x19.chatbot.v1.MessageStatus\x12\r\n\x05model\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x19\x43reateConversationRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"L\n\x1a\x43reateConversationResponse\x12.\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x18.chatbot.v1.Conversation\"E\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"p\n\x17GetConversationResponse\x12.\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x18.chatbot.v1.Conversation\x12%\n\x08messages\x18\x02 \x03(\x0b\x32\x13.chatbot.v1.Message\"U\n\x18ListConversationsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x19ListConversationsResponse\x12/\n\rconversations\x18\x01 \x03(\x0b\x32\x18.chatbot.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x19\x44\x65leteConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x1c\n\x1a\x44\x65leteConversationResponse\"\xd2\x01\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12*\n\x06rating\x18\x03 \x01(\x0e\x32\x1a.chatbot.v1.FeedbackRating\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x15SubmitFeedbackRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12*\n\x06rating\x18\x02 \x01(\x0e\x32\x1a.chatbot.v1.FeedbackRating\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\"@\n\x16SubmitFeedbackResponse\x12&\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Feedback*\xb7\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x17\n\x13\x46INISH_REASON_ERROR\x10\x04\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x05*^\n\x0bMessageRole\x12\x1c\n\x18MESSAGE_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11MESSAGE_ROLE_USER\x10\x01\x12\x1a\n\x16MESSAGE_ROLE_ASSISTANT\x10\x02*\x85\x01\n\rMessageStatus\x12\x1e\n\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17MESSAGE_STATUS_COMPLETE\x10\x01\x12\x19\n\x15MESSAGE_STATUS_FAILED\x10\x02\x12\x1c\n\x18MESSAGE_STATUS_CANCELLED\x10\x03*m\n\x0e\x46\x65\x65\x64\x62\x61\x63kRating\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_RATING_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_RATING_POSITIVE\x10\x01\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_RATING_NEGATIVE\x10\x02\x32\xc3\x04\n\x0b\x43hatService\x12S\n\x0cStreamAnswer\x12\x1f.chatbot.v1.StreamAnswerRequest\x1a .chatbot.v1.StreamAnswerResponse0\x01\x12\x63\n\x12\x43reateConversation\x12%.chatbot.v1.CreateConversationRequest\x1a&.chatbot.v1.CreateConversationResponse\x12Z\n\x0fGetConversation\x12\".chatbot.v1.GetConversationRequest\x1a#.chatbot.v1.GetConversationResponse\x12`\n\x11ListConversations\x12$.chatbot.v1.ListConversationsRequest\x1a%.chatbot.v1.ListConversationsResponse\x12\x63\n\x12\x44\x65leteConversation\x12%.chatbot.v1.DeleteConversationRequest\x1a&.chatbot.v1.DeleteConversationResponse\x12W\n\x0eSubmitFeedback\x12!.chatbot.v1.SubmitFeedbackRequest\x1a\".chatbot.v1.SubmitFeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63hatbot/v1/chat_service.proto\x12\nchatbot.v1\x1a\x17\x63hatbot/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xbd\x01\n\x13StreamAnswerRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12+\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x1b.chatbot.v1.RetrievalFilter\x12\r\n\x05top_k\x18\x06 \x01(\x05\x12\x19\n\x11include_retrieval\x18\x07 \x01(\x08\"\xda\x02\n\x14StreamAnswerResponse\x12,\n\x07started\x18\x01 \x01(\x0b\x32\x19.chatbot.v1.AnswerStartedH\x00\x12(\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x17.chatbot.v1.AnswerDeltaH\x00\x12\x31\n\tretrieval\x18\x03 \x01(\x0b\x32\x1c.chatbot.v1.RetrievalResultsH\x00\x12\x30\n\tcitations\x18\x04 \x01(\x0b\x32\x1b.chatbot.v1.AnswerCitationsH\x00\x12(\n\x05usage\x18\x05 \x01(\x0b\x32\x17.chatbot.v1.AnswerUsageH\x00\x12*\n\theartbeat\x18\x06 \x01(\x0b\x32\x15.chatbot.v1.HeartbeatH\x00\x12&\n\x04\x64one\x18\x07 \x01(\x0b\x32\x16.chatbot.v1.AnswerDoneH\x00\x42\x07\n\x05\x65vent\"\xc9\x01\n\rAnswerStarted\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x17\n\x0fuser_message_id\x18\x02 \x01(\t\x12\x1c\n\x14\x61ssistant_message_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x34\n\nexperiment\x18\x06 \x01(\x0b\x32 .chatbot.v1.ExperimentAssignment\x12\x0f\n\x07offline\x18\x07 \x01(\x08\"W\n\x14\x45xperimentAssignment\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65xperiment_name\x18\x02 \x01(\t\x12\x0f\n\x07variant\x18\x03 \x01(\t\"\x1b\n\x0b\x41nswerDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\">\n\x10RetrievalResults\x12*\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x1a.chatbot.v1.RetrievedChunk\":\n\x0f\x41nswerCitations\x12\'\n\tcitations\x18\x01 \x03(\x0b\x32\x14.chatbot.v1.Citation\"~\n\x0b\x41nswerUsage\x12\r\n\x05model\x18\x01 \x01(\t\x12 \n\x05usage\x18\x02 \x01(\x0b\x32\x11.chatbot.v1.Usage\x12\x14\n\x0cretrieval_ms\x18\x03 \x01(\x03\x12\x16\n\x0e\x66irst_token_ms\x18\x04 \x01(\x03\x12\x10\n\x08total_ms\x18\x05 \x01(\x03\"\x1f\n\tHeartbeat\x12\x12\n\nelapsed_ms\x18\x01 \x01(\x03\"\x9c\x01\n\nAnswerDone\x12/\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x18.chatbot.v1.FinishReason\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\x12(\n\tgrounding\x18\x04 \x01(\x0e\x32\x15.chatbot.v1.Grounding\"\xc3\x01\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x15\n\rmessage_count\x18\x04 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x02\n\x07Message\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12%\n\x04role\x18\x03 \x01(\x0e\x32\x17.chatbot.v1.MessageRole\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\'\n\tcitations\x18\x05 \x03(\x0b\x32\x14.chatbot.v1.Citation\x12)\n\x06status\x18\x06 \x01(\x0e\x32\x19.chatbot.v1.MessageStatus\x12\r\n\x05model\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x19\x43reateConversationRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"L\n\x1a\x43reateConversationResponse\x12.\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x18.chatbot.v1.Conversation\"E\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"p\n\x17GetConversationResponse\x12.\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x18.chatbot.v1.Conversation\x12%\n\x08messages\x18\x02 \x03(\x0b\x32\x13.chatbot.v1.Message\"U\n\x18ListConversationsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x19ListConversationsResponse\x12/\n\rconversations\x18\x01 \x03(\x0b\x32\x18.chatbot.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x19\x44\x65leteConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x1c\n\x1a\x44\x65leteConversationResponse\"\xd2\x01\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12*\n\x06rating\x18\x03 \x01(\x0e\x32\x1a.chatbot.v1.FeedbackRating\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x15SubmitFeedbackRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12*\n\x06rating\x18\x02 \x01(\x0e\x32\x1a.chatbot.v1.FeedbackRating\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\"@\n\x16SubmitFeedbackResponse\x12&\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Feedback*\xb7\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x17\n\x13\x46INISH_REASON_ERROR\x10\x04\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x05*W\n\tGrounding\x12\x19\n\x15GROUNDING_UNSPECIFIED\x10\x00\x12\x16\n\x12GROUNDING_ANSWERED\x10\x01\x12\x17\n\x13GROUNDING_NOT_FOUND\x10\x02*^\n\x0bMessageRole\x12\x1c\n\x18MESSAGE_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11MESSAGE_ROLE_USER\x10\x01\x12\x1a\n\x16MESSAGE_ROLE_ASSISTANT\x10\x02*\x85\x01\n\rMessageStatus\x12\x1e\n\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17MESSAGE_STATUS_COMPLETE\x10\x01\x12\x19\n\x15MESSAGE_STATUS_FAILED\x10\x02\x12\x1c\n\x18MESSAGE_STATUS_CANCELLED\x10\x03*m\n\x0e\x46\x65\x65\x64\x62\x61\x63kRating\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_RATING_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_RATING_POSITIVE\x10\x01\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_RATING_NEGATIVE\x10\x02\x32\xc3\x04\n\x0b\x43hatService\x12S\n\x0cStreamAnswer\x12\x1f.chatbot.v1.StreamAnswerRequest\x1a .chatbot.v1.StreamAnswerResponse0\x01\x12\x63\n\x12\x43reateConversation\x12%.chatbot.v1.CreateConversationRequest\x1a&.chatbot.v1.CreateConversationResponse\x12Z\n\x0fGetConversation\x12\".chatbot.v1.GetConversationRequest\x1a#.chatbot.v1.GetConversationResponse\x12`\n\x11ListConversations\x12$.chatbot.v1.ListConversationsRequest\x1a%.chatbot.v1.ListConversationsResponse\x12\x63\n\x12\x44\x65leteConversation\x12%.chatbot.v1.DeleteConversationRequest\x1a&.chatbot.v1.DeleteConversationResponse\x12W\n\x0eSubmitFeedback\x12!.chatbot.v1.SubmitFeedbackRequest\x1a\".chatbot.v1.SubmitFeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatbot.v1.chat_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=2878
-  _globals['_FINISHREASON']._serialized_end=3061
-  _globals['_MESSAGEROLE']._serialized_start=3063
-  _globals['_MESSAGEROLE']._serialized_end=3157
-  _globals['_MESSAGESTATUS']._serialized_start=3160
-  _globals['_MESSAGESTATUS']._serialized_end=3293
-  _globals['_FEEDBACKRATING']._serialized_start=3295
-  _globals['_FEEDBACKRATING']._serialized_end=3404
+  _globals['_FINISHREASON']._serialized_start=2921
+  _globals['_FINISHREASON']._serialized_end=3104
+  _globals['_GROUNDING']._serialized_start=3106
+  _globals['_GROUNDING']._serialized_end=3193
+  _globals['_MESSAGEROLE']._serialized_start=3195
+  _globals['_MESSAGEROLE']._serialized_end=3289
+  _globals['_MESSAGESTATUS']._serialized_start=3292
+  _globals['_MESSAGESTATUS']._serialized_end=3425
+  _globals['_FEEDBACKRATING']._serialized_start=3427
+  _globals['_FEEDBACKRATING']._serialized_end=3536
   _globals['_STREAMANSWERREQUEST']._serialized_start=129
   _globals['_STREAMANSWERREQUEST']._serialized_end=318
   _globals['_STREAMANSWERRESPONSE']._serialized_start=321
@@ -60,34 +62,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANSWERUSAGE']._serialized_end=1241
   _globals['_HEARTBEAT']._serialized_start=1243
   _globals['_HEARTBEAT']._serialized_end=1274
-  _globals['_ANSWERDONE']._serialized_start=1276
-  _globals['_ANSWERDONE']._serialized_end=1390
-  _globals['_CONVERSATION']._serialized_start=1393
-  _globals['_CONVERSATION']._serialized_end=1588
-  _globals['_MESSAGE']._serialized_start=1591
-  _globals['_MESSAGE']._serialized_end=1849
-  _globals['_CREATECONVERSATIONREQUEST']._serialized_start=1851
-  _globals['_CREATECONVERSATIONREQUEST']._serialized_end=1913
-  _globals['_CREATECONVERSATIONRESPONSE']._serialized_start=1915
-  _globals['_CREATECONVERSATIONRESPONSE']._serialized_end=1991
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=1993
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=2062
-  _globals['_GETCONVERSATIONRESPONSE']._serialized_start=2064
-  _globals['_GETCONVERSATIONRESPONSE']._serialized_end=2176
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=2178
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=2263
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=2265
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=2366
-  _globals['_DELETECONVERSATIONREQUEST']._serialized_start=2368
-  _globals['_DELETECONVERSATIONREQUEST']._serialized_end=2440
-  _globals['_DELETECONVERSATIONRESPONSE']._serialized_start=2442
-  _globals['_DELETECONVERSATIONRESPONSE']._serialized_end=2470
-  _globals['_FEEDBACK']._serialized_start=2473
-  _globals['_FEEDBACK']._serialized_end=2683
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=2685
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=2809
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=2811
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=2875
-  _globals['_CHATSERVICE']._serialized_start=3407
-  _globals['_CHATSERVICE']._serialized_end=3986
+  _globals['_ANSWERDONE']._serialized_start=1277
+  _globals['_ANSWERDONE']._serialized_end=1433
+  _globals['_CONVERSATION']._serialized_start=1436
+  _globals['_CONVERSATION']._serialized_end=1631
+  _globals['_MESSAGE']._serialized_start=1634
+  _globals['_MESSAGE']._serialized_end=1892
+  _globals['_CREATECONVERSATIONREQUEST']._serialized_start=1894
+  _globals['_CREATECONVERSATIONREQUEST']._serialized_end=1956
+  _globals['_CREATECONVERSATIONRESPONSE']._serialized_start=1958
+  _globals['_CREATECONVERSATIONRESPONSE']._serialized_end=2034
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=2036
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=2105
+  _globals['_GETCONVERSATIONRESPONSE']._serialized_start=2107
+  _globals['_GETCONVERSATIONRESPONSE']._serialized_end=2219
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=2221
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=2306
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=2308
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=2409
+  _globals['_DELETECONVERSATIONREQUEST']._serialized_start=2411
+  _globals['_DELETECONVERSATIONREQUEST']._serialized_end=2483
+  _globals['_DELETECONVERSATIONRESPONSE']._serialized_start=2485
+  _globals['_DELETECONVERSATIONRESPONSE']._serialized_end=2513
+  _globals['_FEEDBACK']._serialized_start=2516
+  _globals['_FEEDBACK']._serialized_end=2726
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=2728
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=2852
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=2854
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=2918
+  _globals['_CHATSERVICE']._serialized_start=3539
+  _globals['_CHATSERVICE']._serialized_end=4118
 # @@protoc_insertion_point(module_scope)

@@ -58,6 +58,30 @@ FINISH_REASON_CONTENT_FILTER: FinishReason.ValueType  # 5
 """The provider withheld the answer under its content policy."""
 Global___FinishReason: _TypeAlias = FinishReason  # noqa: Y015
 
+class _Grounding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GroundingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Grounding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GROUNDING_UNSPECIFIED: _Grounding.ValueType  # 0
+    """Not decided, for example because the answer failed or was cancelled."""
+    GROUNDING_ANSWERED: _Grounding.ValueType  # 1
+    """The answer is drawn from the cited documents."""
+    GROUNDING_NOT_FOUND: _Grounding.ValueType  # 2
+    """The documents do not answer the question; the answer says so and cites nothing."""
+
+class Grounding(_Grounding, metaclass=_GroundingEnumTypeWrapper):
+    """Whether an answer rests on the documents."""
+
+GROUNDING_UNSPECIFIED: Grounding.ValueType  # 0
+"""Not decided, for example because the answer failed or was cancelled."""
+GROUNDING_ANSWERED: Grounding.ValueType  # 1
+"""The answer is drawn from the cited documents."""
+GROUNDING_NOT_FOUND: Grounding.ValueType  # 2
+"""The documents do not answer the question; the answer says so and cites nothing."""
+Global___Grounding: _TypeAlias = Grounding  # noqa: Y015
+
 class _MessageRole:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -467,8 +491,11 @@ class AnswerDone(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    GROUNDING_FIELD_NUMBER: _builtins.int
     finish_reason: Global___FinishReason.ValueType
     """Why the answer ended."""
+    grounding: Global___Grounding.ValueType
+    """Whether the documents answered the question."""
     @_builtins.property
     def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Things the reader should know, for example that no document matched the question."""
@@ -483,10 +510,11 @@ class AnswerDone(_message.Message):
         finish_reason: Global___FinishReason.ValueType = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
         error: _status_pb2.Status | None = ...,
+        grounding: Global___Grounding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "finish_reason", b"finish_reason", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "finish_reason", b"finish_reason", "grounding", b"grounding", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

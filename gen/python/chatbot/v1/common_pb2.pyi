@@ -43,6 +43,34 @@ RETRIEVAL_SIGNAL_FULL_TEXT: RetrievalSignal.ValueType  # 2
 """Found by full-text search."""
 Global___RetrievalSignal: _TypeAlias = RetrievalSignal  # noqa: Y015
 
+class _RetrievalMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RetrievalModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RetrievalMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RETRIEVAL_MODE_UNSPECIFIED: _RetrievalMode.ValueType  # 0
+    """The service default: hybrid."""
+    RETRIEVAL_MODE_HYBRID: _RetrievalMode.ValueType  # 1
+    """Vector similarity and full-text search, fused by weighted reciprocal rank."""
+    RETRIEVAL_MODE_VECTOR: _RetrievalMode.ValueType  # 2
+    """Vector similarity (pgvector nearest neighbours) only."""
+    RETRIEVAL_MODE_TEXT: _RetrievalMode.ValueType  # 3
+    """Full-text search only: the question's informative words, rarer words counting more."""
+
+class RetrievalMode(_RetrievalMode, metaclass=_RetrievalModeEnumTypeWrapper):
+    """Which signals retrieval ranks chunks by."""
+
+RETRIEVAL_MODE_UNSPECIFIED: RetrievalMode.ValueType  # 0
+"""The service default: hybrid."""
+RETRIEVAL_MODE_HYBRID: RetrievalMode.ValueType  # 1
+"""Vector similarity and full-text search, fused by weighted reciprocal rank."""
+RETRIEVAL_MODE_VECTOR: RetrievalMode.ValueType  # 2
+"""Vector similarity (pgvector nearest neighbours) only."""
+RETRIEVAL_MODE_TEXT: RetrievalMode.ValueType  # 3
+"""Full-text search only: the question's informative words, rarer words counting more."""
+Global___RetrievalMode: _TypeAlias = RetrievalMode  # noqa: Y015
+
 class _CostSource:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -138,6 +166,8 @@ class RetrievedChunk(_message.Message):
     RELEVANCE_SCORE_FIELD_NUMBER: _builtins.int
     VECTOR_SIMILARITY_FIELD_NUMBER: _builtins.int
     SIGNALS_FIELD_NUMBER: _builtins.int
+    VECTOR_RANK_FIELD_NUMBER: _builtins.int
+    TEXT_RANK_FIELD_NUMBER: _builtins.int
     chunk_id: _builtins.str
     """The chunk's id (UUID)."""
     document_id: _builtins.str
@@ -156,6 +186,14 @@ class RetrievedChunk(_message.Message):
     """Fused relevance in 0..1; higher is more relevant."""
     vector_similarity: _builtins.float
     """Cosine similarity between the query and the chunk, in -1..1; 0 when only full-text search found it."""
+    vector_rank: _builtins.int
+    """The chunk's rank, from 1, among vector search's candidates; 0 when vector search did
+    not find it (or was not asked).
+    """
+    text_rank: _builtins.int
+    """The chunk's rank, from 1, among full-text search's candidates; 0 when full-text search
+    did not find it (or was not asked).
+    """
     @_builtins.property
     def signals(self) -> _containers.RepeatedScalarFieldContainer[Global___RetrievalSignal.ValueType]:
         """The signals that found this chunk."""
@@ -173,10 +211,12 @@ class RetrievedChunk(_message.Message):
         relevance_score: _builtins.float = ...,
         vector_similarity: _builtins.float = ...,
         signals: _abc.Iterable[Global___RetrievalSignal.ValueType] | None = ...,
+        vector_rank: _builtins.int = ...,
+        text_rank: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "document_title", b"document_title", "ordinal", b"ordinal", "page_number", b"page_number", "relevance_score", b"relevance_score", "section_title", b"section_title", "signals", b"signals", "text", b"text", "vector_similarity", b"vector_similarity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "document_title", b"document_title", "ordinal", b"ordinal", "page_number", b"page_number", "relevance_score", b"relevance_score", "section_title", b"section_title", "signals", b"signals", "text", b"text", "text_rank", b"text_rank", "vector_rank", b"vector_rank", "vector_similarity", b"vector_similarity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -576,6 +576,7 @@ class SearchRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     SIMILARITY_THRESHOLD_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """The query, 1 to 2,000 characters."""
     top_k: _builtins.int
@@ -584,6 +585,8 @@ class SearchRequest(_message.Message):
     """Chunks whose vector similarity is below this are dropped unless full-text
     search also found them, in 0..1; 0 uses the service default (0.3).
     """
+    mode: _common_pb2.RetrievalMode.ValueType
+    """Which signals rank the chunks; unspecified means hybrid."""
     @_builtins.property
     def filter(self) -> _common_pb2.RetrievalFilter:
         """Restricts which documents are searched."""
@@ -595,10 +598,11 @@ class SearchRequest(_message.Message):
         top_k: _builtins.int = ...,
         filter: _common_pb2.RetrievalFilter | None = ...,
         similarity_threshold: _builtins.float = ...,
+        mode: _common_pb2.RetrievalMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "query", b"query", "similarity_threshold", b"similarity_threshold", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "mode", b"mode", "query", b"query", "similarity_threshold", b"similarity_threshold", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
