@@ -32,6 +32,7 @@ async def test_offline_answer_quotes_the_best_passages_with_citations(
     assert citations[0].page_number == 3
     assert f"[{len(citations)}]" in text
     assert any("offline" in warning for warning in done.warnings)
+    assert done.grounding == pb.GROUNDING_ANSWERED
     usage = next(e for e in events if e.WhichOneof("event") == "usage").usage
     assert usage.usage.cost_usd == 0
 
@@ -45,5 +46,6 @@ async def test_offline_answer_says_when_nothing_matches(
             e async for e in client.chat.StreamAnswer(pb.StreamAnswerRequest(question="Anything?"))
         ]
     text = "".join(e.delta.text for e in events if e.WhichOneof("event") == "delta")
-    assert text == "I could not find anything about this in the documents."
+    assert text == "The documents do not answer this question."
+    assert events[-1].done.grounding == pb.GROUNDING_NOT_FOUND
     assert "no document matched the question" in events[-1].done.warnings

@@ -6,12 +6,24 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from chatbot.v1 import common_pb2
+from chatbot.v1 import chat_service_pb2, common_pb2
 from chatbot_server.retrieval.hybrid_search import FULL_TEXT, VECTOR, Hit, RetrievalMode
 
 _SIGNALS = {
     VECTOR: common_pb2.RETRIEVAL_SIGNAL_VECTOR,
     FULL_TEXT: common_pb2.RETRIEVAL_SIGNAL_FULL_TEXT,
+}
+FINISH_REASONS = {
+    "stop": chat_service_pb2.FINISH_REASON_STOP,
+    "length": chat_service_pb2.FINISH_REASON_LENGTH,
+    "cancelled": chat_service_pb2.FINISH_REASON_CANCELLED,
+    "error": chat_service_pb2.FINISH_REASON_ERROR,
+    "content_filter": chat_service_pb2.FINISH_REASON_CONTENT_FILTER,
+}
+GROUNDINGS = {
+    "unspecified": chat_service_pb2.GROUNDING_UNSPECIFIED,
+    "answered": chat_service_pb2.GROUNDING_ANSWERED,
+    "not_found": chat_service_pb2.GROUNDING_NOT_FOUND,
 }
 RETRIEVAL_MODES = {
     common_pb2.RETRIEVAL_MODE_UNSPECIFIED: RetrievalMode.HYBRID,
@@ -44,4 +56,5 @@ def retrieved_chunk(hit: Hit) -> common_pb2.RetrievedChunk:
         signals=[_SIGNALS[signal] for signal in hit.signals],
         vector_rank=found.vector_rank or 0 if VECTOR in hit.signals else 0,
         text_rank=found.text_rank or 0 if FULL_TEXT in hit.signals else 0,
+        term_coverage=found.term_coverage,
     )

@@ -49,6 +49,7 @@ class AnswerLogEntry:
     finish_reason: str = "stop"
     error_type: str = ""
     error_message: str = ""
+    grounding: str = "unspecified"
 
 
 async def record_call(
@@ -71,10 +72,10 @@ async def record_call(
                     total_tokens, cost_micro_usd, cost_source, total_ms, retrieval_ms,
                     generation_ms, first_token_ms, chunks_retrieved, citation_count,
                     top_similarity, experiment_id, experiment_name, experiment_variant,
-                    finish_reason, error_type, error_message)
+                    finish_reason, error_type, error_message, grounding)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
                         $10::integer + $11::integer, $12, $13, $14, $15, $16, $17, $18, $19,
-                        $20, $21, $22, $23, $24, $25, $26)
+                        $20, $21, $22, $23, $24, $25, $26, $28)
                 RETURNING cost_micro_usd, (created_at AT TIME ZONE 'UTC')::date AS day
             ), totals AS (
                 INSERT INTO budget_days AS b (day, scope, spent_micro_usd)
@@ -94,7 +95,7 @@ async def record_call(
             entry.generation_ms, entry.first_token_ms, entry.chunks_retrieved,
             entry.citation_count, entry.top_similarity, entry.experiment_id,
             entry.experiment_name, entry.experiment_variant, entry.finish_reason,
-            entry.error_type, entry.error_message, scopes,
+            entry.error_type, entry.error_message, scopes, entry.grounding,
         )  # fmt: skip
     return spent
 

@@ -51,6 +51,9 @@ class AnswerOutcome:
     hits: list[Hit] = field(default_factory=list)
     retrieval_ms: int = 0
     first_token_ms: int = 0
+    # Whether the documents answered: "answered", "not_found", or "unspecified" when the
+    # answer ended before that was known.
+    grounding: str = "unspecified"
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ async def record_answer(
                 finish_reason=outcome.finish_reason,
                 error_type=outcome.error.reason if outcome.error else "",
                 error_message=outcome.error.message if outcome.error else "",
+                grounding=outcome.grounding,
             ),
             answer.reservation_ids,
         )
@@ -160,5 +164,6 @@ async def record_answer(
         model=answer.model,
         chunks=len(outcome.hits),
         citations=len(outcome.citations),
+        grounding=outcome.grounding,
         ms=total_ms,
     )

@@ -32,6 +32,13 @@ from chatbot_server.answers.answer_recording import (
     record_answer,
 )
 from chatbot_server.answers.citations import CitationRenumberer
+from chatbot_server.answers.grounding import (
+    NOT_FOUND_TEXT,
+    NotFoundReply,
+    best_sentences,
+    documents_answer,
+    quoted_sources,
+)
 from chatbot_server.answers.llm import (
     Accepted,
     Finished,
@@ -43,7 +50,7 @@ from chatbot_server.answers.llm import (
 from chatbot_server.answers.pricing import to_usd, worst_case_micro_usd
 from chatbot_server.answers.prompting import SYSTEM_PROMPT, build_messages, looks_english
 from chatbot_server.config import AnswerSettings, RetrievalSettings
-from chatbot_server.conversions import retrieved_chunk
+from chatbot_server.conversions import FINISH_REASONS, GROUNDINGS, retrieved_chunk
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import ActiveExperiment, Assignment
@@ -58,14 +65,6 @@ CITATION_TEXT_LIMIT = 500
 # an estimate: a prompt that turns out larger is topped up before the model is called.
 SOURCE_BYTES_ESTIMATE = 1400
 HISTORY_MESSAGES = 10
-OFFLINE_QUOTE_CHARS = 400
-_FINISH = {
-    "stop": pb.FINISH_REASON_STOP,
-    "length": pb.FINISH_REASON_LENGTH,
-    "cancelled": pb.FINISH_REASON_CANCELLED,
-    "error": pb.FINISH_REASON_ERROR,
-    "content_filter": pb.FINISH_REASON_CONTENT_FILTER,
-}
 _COST_SOURCES = {
     "provider": common_pb2.COST_SOURCE_PROVIDER,
     "pricing_table": common_pb2.COST_SOURCE_PRICING_TABLE,
@@ -244,7 +243,7 @@ class Answerer:
             events = (
                 self._generate(question, model, messages, plan.temperature, outcome)
                 if messages
-                else self._offline(outcome)
+                else self._offline(question, outcome)
             )
             async for event in self._with_heartbeats(events, started):
                 if outcome.first_token_ms == 0 and event.WhichOneof("event") == "delta":
@@ -258,7 +257,11 @@ class Answerer:
             yield pb.StreamAnswerResponse(usage=self._usage(model, outcome, started))
             await record()
             yield pb.StreamAnswerResponse(
-                done=pb.AnswerDone(finish_reason=_FINISH[outcome.finish_reason], warnings=warnings)
+                done=pb.AnswerDone(
+                    finish_reason=FINISH_REASONS[outcome.finish_reason],
+                    warnings=warnings,
+                    grounding=GROUNDINGS[outcome.grounding],
+                )
             )
         except asyncio.CancelledError:
             if _deadline_passed(question, started):
@@ -371,18 +374,22 @@ class Answerer:
         return hits
 
     async def _offline(
-        self, outcome: AnswerOutcome
+        self, question: Question, outcome: AnswerOutcome
     ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
-        """An extractive answer: the best passages quoted, each cited."""
-        if not outcome.hits:
-            text = "I could not find anything about this in the documents."
-        else:
+        """An extractive answer: the most relevant sentences of the best passages, each
+        cited; or, when the passages do not hold the question's words, a plain not found."""
+        sources = quoted_sources(outcome.hits) if documents_answer(outcome.hits) else []
+        if sources:
             quotes = [
-                f"{_quote(hit.candidate.text)} [{number}]"
-                for number, hit in enumerate(outcome.hits[:3], start=1)
+                f"{best_sentences(hit.candidate.text, question.text)} [{number}]"
+                for number, hit in enumerate(sources, start=1)
             ]
             text = "From the documents:\n\n" + "\n\n".join(quotes)
-            outcome.citations = [_citation(n, h) for n, h in enumerate(outcome.hits[:3], 1)]
+            outcome.citations = [_citation(n, hit) for n, hit in enumerate(sources, start=1)]
+            outcome.grounding = "answered"
+        else:
+            text = NOT_FOUND_TEXT
+            outcome.grounding = "not_found"
         outcome.text.append(text)
         outcome.finish_reason = "stop"
         yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=text))
@@ -398,6 +405,7 @@ class Answerer:
         assert self._llm is not None
         outcome.prompt_chars = sum(len(message["content"]) for message in messages)
         renumberer = CitationRenumberer(len(outcome.hits))
+        reply = NotFoundReply()
         try:
             async for event in self._llm.stream(
                 model, messages, temperature=temperature,
@@ -407,14 +415,15 @@ class Answerer:
                     outcome.provider_accepted = True
                     continue
                 if isinstance(event, TextDelta):
-                    text = renumberer.feed(event.text)
+                    text = renumberer.feed(reply.feed(event.text))
                 elif isinstance(event, ReportedUsage):
                     outcome.prompt_tokens = event.prompt_tokens
                     outcome.completion_tokens = event.completion_tokens
                     outcome.provider_cost_usd = event.cost_usd
                     continue
                 elif isinstance(event, Finished):
-                    outcome.finish_reason = event.reason if event.reason in _FINISH else "stop"
+                    known = event.reason in FINISH_REASONS
+                    outcome.finish_reason = event.reason if known else "stop"
                     continue
                 if text:
                     outcome.text.append(text)
@@ -430,11 +439,15 @@ class Answerer:
                 )
             raise ServiceError(code, str(error), reason=reason, details=details) from error
         finally:
-            rest = renumberer.flush()
+            rest = renumberer.feed(reply.flush()) + renumberer.flush()
             outcome.citations = [
                 _citation(number, outcome.hits[source - 1])
                 for number, source in enumerate(renumberer.cited_sources, start=1)
             ]
+        if reply.not_found:
+            rest = NOT_FOUND_TEXT
+            outcome.citations = []
+        outcome.grounding = "not_found" if reply.not_found else "answered"
         if rest:
             outcome.text.append(rest)
             yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=rest))
@@ -484,10 +497,6 @@ class Answerer:
             first_token_ms=outcome.first_token_ms,
             total_ms=elapsed_ms(started),
         )
-
-
-def _quote(text: str) -> str:
-    return text if len(text) <= OFFLINE_QUOTE_CHARS else text[: OFFLINE_QUOTE_CHARS - 1] + "…"
 
 
 def _citation(number: int, hit: Hit) -> dict[str, Any]:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chatbot_server.answers.grounding import NOT_FOUND_MARKER
 from chatbot_server.retrieval.hybrid_search import Hit
 
 SYSTEM_PROMPT = (
     "You answer questions about the user's documents. Use only the numbered sources below. "
     "After every statement, cite its source number in square brackets, like [1] or [2][3]. "
-    "If the sources do not contain the answer, say that the documents do not cover it. "
     "Answer in the language of the question."
+)
+# Appended to every system prompt, an experiment's too: the server recognises this reply.
+NOT_FOUND_PROTOCOL = (
+    f"If the sources do not answer the question, reply with exactly {NOT_FOUND_MARKER} "
+    "and nothing else."
 )
 # Rough and cheap: about four characters per token of prose.
 CHARS_PER_TOKEN = 4
@@ -38,7 +43,8 @@ def build_messages(
     """System instructions with the sources, then as much recent history as fits the budget
     (newest kept first), then the question."""
     numbered = "\n\n".join(format_source(n, hit) for n, hit in enumerate(sources, start=1))
-    messages = [{"role": "system", "content": f"{system_prompt}\n\nSources:\n\n{numbered}"}]
+    instructions = f"{system_prompt}\n{NOT_FOUND_PROTOCOL}"
+    messages = [{"role": "system", "content": f"{instructions}\n\nSources:\n\n{numbered}"}]
     kept: list[dict[str, str]] = []
     budget = history_token_budget * CHARS_PER_TOKEN
     for role, content in reversed(history):

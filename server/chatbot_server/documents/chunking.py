@@ -56,8 +56,12 @@ class ChunkingPolicy:
 
 
 def normalize_text(text: str) -> str:
-    """Paragraphs separated by one blank line, each on one line with single spaces."""
-    paragraphs = (_SPACES.sub(" ", " ".join(p.split())) for p in _BLANK_LINES.split(text))
+    """Paragraphs separated by one blank line, single spaces, no blank or padded lines;
+    line breaks inside a paragraph (code) are kept."""
+    paragraphs = (
+        "\n".join(line for line in (_SPACES.sub(" ", raw).strip() for raw in p.split("\n")) if line)
+        for p in _BLANK_LINES.split(text)
+    )
     return "\n\n".join(p for p in paragraphs if p)
 
 

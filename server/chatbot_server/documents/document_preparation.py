@@ -22,6 +22,7 @@ class PreparedDocument:
     page_count: int
     chunks: list[Chunk]
     warnings: list[str]
+    title: str
 
 
 def prepare_document(data: bytes, policy: ChunkingPolicy, max_pages: int) -> PreparedDocument:
@@ -31,6 +32,7 @@ def prepare_document(data: bytes, policy: ChunkingPolicy, max_pages: int) -> Pre
         page_count=extracted.page_count,
         chunks=chunk_blocks(extracted.blocks, policy, count_tokens),
         warnings=extracted.warnings,
+        title=extracted.title,
     )
 
 

@@ -60,6 +60,8 @@ class NewDocument:
     language: str
     document_type: str
     tags: list[str]
+    # The upload gave no title: `title` is the file name, until the PDF's metadata names one.
+    title_is_filename: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,14 @@ async def insert_document(
         row = await conn.fetchrow(
             f"""
             INSERT INTO documents
-                (title, filename, sha256, size_bytes, language, document_type, tags)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
+                (title, filename, sha256, size_bytes, language, document_type, tags,
+                 title_is_filename)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             ON CONFLICT (sha256) DO NOTHING
             RETURNING {DOCUMENT_COLUMNS}
             """,
             new.title, new.filename, sha256, len(content),
-            new.language, new.document_type, new.tags,
+            new.language, new.document_type, new.tags, new.title_is_filename,
         )  # fmt: skip
         if row is not None:
             await conn.execute(
@@ -103,12 +106,14 @@ async def insert_document(
             f"""
             UPDATE documents
             SET title = $2, filename = $3, language = $4, document_type = $5, tags = $6,
-                status = 'PENDING', error = '', warnings = '{{}}', attempts = 0,
-                chunks_done = 0, chunks_total = 0, lease_expires_at = NULL, updated_at = now()
+                title_is_filename = $7, status = 'PENDING', error = '', warnings = '{{}}',
+                attempts = 0, chunks_done = 0, chunks_total = 0, lease_expires_at = NULL,
+                updated_at = now()
             WHERE sha256 = $1
             RETURNING {DOCUMENT_COLUMNS}
             """,
             sha256, new.title, new.filename, new.language, new.document_type, new.tags,
+            new.title_is_filename,
         )  # fmt: skip
         return DocumentRecord.from_row(row), True
 
@@ -255,6 +260,7 @@ async def complete_job(
     embedding_model: str,
     text_search_config: str,
     warnings: list[str],
+    metadata_title: str = "",
 ) -> bool:
     """Replaces the document's chunks and makes it READY, in one transaction, so a document
     is searchable whole or not at all. False when the job was taken away meanwhile."""
@@ -294,11 +300,13 @@ async def complete_job(
             SET status = 'READY', page_count = $2, chunk_count = $3, chunks_done = $3,
                 chunks_total = $3, warnings = $4, embedding_model = $5,
                 embedding_dimensions = $6, processed_at = now(), updated_at = now(),
-                lease_expires_at = NULL
+                lease_expires_at = NULL,
+                title = CASE WHEN title_is_filename AND $7 <> '' THEN $7 ELSE title END,
+                title_is_filename = title_is_filename AND $7 = ''
             WHERE id = $1
             """,
             document_id, page_count, len(chunks), warnings, embedding_model,
-            int(vectors.shape[1]) if len(chunks) else 0,
+            int(vectors.shape[1]) if len(chunks) else 0, metadata_title,
         )  # fmt: skip
     return True
 

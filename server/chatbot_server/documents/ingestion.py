@@ -182,6 +182,7 @@ class IngestionWorker:
             embedding_model=self._embedder.model_name,
             text_search_config=text_search_config(job.language),
             warnings=prepared.warnings,
+            metadata_title=prepared.title,
         )
 
     async def _fail(self, job: document_store.Job, reason: str) -> None:

@@ -20,7 +20,7 @@ from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2
 from chatbot_server.answers import answer_log_store, chat_store
 from chatbot_server.answers.answer_log_store import GLOBAL_SCOPE, AnswerLogFilter
 from chatbot_server.answers.pricing import MICRO_USD_PER_USD, to_usd
-from chatbot_server.conversions import timestamp
+from chatbot_server.conversions import FINISH_REASONS, GROUNDINGS, timestamp
 from chatbot_server.governance import api_key_store, experiment_store
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import BLOCKED, NORMAL, WARNING, Budget, BudgetStatus
@@ -40,13 +40,6 @@ _LEVELS = {
 }
 _ROLES = {pb.API_KEY_ROLE_CLIENT: "client", pb.API_KEY_ROLE_ADMIN: "admin"}
 _ROLE_ENUMS = {name: value for value, name in _ROLES.items()}
-_FINISH = {
-    "stop": chat_service_pb2.FINISH_REASON_STOP,
-    "length": chat_service_pb2.FINISH_REASON_LENGTH,
-    "cancelled": chat_service_pb2.FINISH_REASON_CANCELLED,
-    "error": chat_service_pb2.FINISH_REASON_ERROR,
-    "content_filter": chat_service_pb2.FINISH_REASON_CONTENT_FILTER,
-}
 _EXPERIMENT_FIELDS = ("name", "description", "variants", "active")
 RECENT_COMMENTS = 20
 
@@ -429,7 +422,8 @@ def _answer_log(row: Any) -> pb.AnswerLog:
         citation_count=row["citation_count"],
         top_similarity=row["top_similarity"],
         experiment=experiment,
-        finish_reason=_FINISH[row["finish_reason"]],
+        finish_reason=FINISH_REASONS[row["finish_reason"]],
+        grounding=GROUNDINGS[row["grounding"]],
         error_type=row["error_type"],
         error_message=row["error_message"],
         create_time=timestamp(row["created_at"]),

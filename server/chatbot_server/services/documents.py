@@ -245,7 +245,8 @@ async def _first_metadata(
 
 def _new_document(metadata: pb.UploadMetadata) -> NewDocument:
     filename = bounded_text("metadata.filename", metadata.filename, 255)
-    title = bounded_text("metadata.title", metadata.title, 300) or filename
+    given_title = bounded_text("metadata.title", metadata.title, 300)
+    title = given_title or filename
     if not title:
         raise bad_request("metadata.title", "give a title or a filename")
     tags = [bounded_text("metadata.tags", tag, 50, required=True) for tag in metadata.tags]
@@ -259,6 +260,7 @@ def _new_document(metadata: pb.UploadMetadata) -> NewDocument:
         language=language_code("metadata.language", metadata.language) or "en",
         document_type=bounded_text("metadata.document_type", metadata.document_type, 50),
         tags=sorted(set(tags)),
+        title_is_filename=not given_title,
     )
 
 

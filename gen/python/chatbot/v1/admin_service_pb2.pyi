@@ -350,6 +350,7 @@ class AnswerLog(_message.Message):
     ERROR_TYPE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    GROUNDING_FIELD_NUMBER: _builtins.int
     answer_log_id: _builtins.str
     """The log entry's id (UUID)."""
     request_id: _builtins.str
@@ -394,6 +395,8 @@ class AnswerLog(_message.Message):
     """The kind of error, for example "LLM_UNAVAILABLE"; empty on success."""
     error_message: _builtins.str
     """The error's message; empty on success."""
+    grounding: _chat_service_pb2.Grounding.ValueType
+    """Whether the documents answered the question."""
     @_builtins.property
     def experiment(self) -> _chat_service_pb2.ExperimentAssignment:
         """The experiment variant, if any."""
@@ -429,10 +432,11 @@ class AnswerLog(_message.Message):
         error_type: _builtins.str = ...,
         error_message: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        grounding: _chat_service_pb2.Grounding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "experiment", b"experiment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_log_id", b"answer_log_id", "chunks_retrieved", b"chunks_retrieved", "citation_count", b"citation_count", "completion_tokens", b"completion_tokens", "conversation_id", b"conversation_id", "cost_usd", b"cost_usd", "create_time", b"create_time", "embedding_model", b"embedding_model", "error_message", b"error_message", "error_type", b"error_type", "experiment", b"experiment", "finish_reason", b"finish_reason", "first_token_ms", b"first_token_ms", "generation_ms", b"generation_ms", "identity", b"identity", "llm_model", b"llm_model", "message_id", b"message_id", "prompt_tokens", b"prompt_tokens", "question", b"question", "request_id", b"request_id", "retrieval_ms", b"retrieval_ms", "top_similarity", b"top_similarity", "total_ms", b"total_ms", "total_tokens", b"total_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_log_id", b"answer_log_id", "chunks_retrieved", b"chunks_retrieved", "citation_count", b"citation_count", "completion_tokens", b"completion_tokens", "conversation_id", b"conversation_id", "cost_usd", b"cost_usd", "create_time", b"create_time", "embedding_model", b"embedding_model", "error_message", b"error_message", "error_type", b"error_type", "experiment", b"experiment", "finish_reason", b"finish_reason", "first_token_ms", b"first_token_ms", "generation_ms", b"generation_ms", "grounding", b"grounding", "identity", b"identity", "llm_model", b"llm_model", "message_id", b"message_id", "prompt_tokens", b"prompt_tokens", "question", b"question", "request_id", b"request_id", "retrieval_ms", b"retrieval_ms", "top_similarity", b"top_similarity", "total_ms", b"total_ms", "total_tokens", b"total_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,25 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hatbot/v1/common.proto\x12\nchatbot.v1\"^\n\x0fRetrievalFilter\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x15\n\rdocument_type\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"\xa4\x02\n\x0eRetrievedChunk\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x03 \x01(\t\x12\x13\n\x0bpage_number\x18\x04 \x01(\x05\x12\x15\n\rsection_title\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0f\n\x07ordinal\x18\x07 \x01(\x05\x12\x17\n\x0frelevance_score\x18\x08 \x01(\x01\x12\x19\n\x11vector_similarity\x18\t \x01(\x01\x12,\n\x07signals\x18\n \x03(\x0e\x32\x1b.chatbot.v1.RetrievalSignal\x12\x13\n\x0bvector_rank\x18\x0b \x01(\x05\x12\x11\n\ttext_rank\x18\x0c \x01(\x05\"\xb2\x01\n\x08\x43itation\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x03 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x04 \x01(\t\x12\x13\n\x0bpage_number\x18\x05 \x01(\x05\x12\x15\n\rsection_title\x18\x06 \x01(\t\x12\x12\n\nchunk_text\x18\x07 \x01(\t\x12\x17\n\x0frelevance_score\x18\x08 \x01(\x01\"\x8e\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\x12+\n\x0b\x63ost_source\x18\x05 \x01(\x0e\x32\x16.chatbot.v1.CostSource*p\n\x0fRetrievalSignal\x12 \n\x1cRETRIEVAL_SIGNAL_UNSPECIFIED\x10\x00\x12\x1b\n\x17RETRIEVAL_SIGNAL_VECTOR\x10\x01\x12\x1e\n\x1aRETRIEVAL_SIGNAL_FULL_TEXT\x10\x02*~\n\rRetrievalMode\x12\x1e\n\x1aRETRIEVAL_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15RETRIEVAL_MODE_HYBRID\x10\x01\x12\x19\n\x15RETRIEVAL_MODE_VECTOR\x10\x02\x12\x17\n\x13RETRIEVAL_MODE_TEXT\x10\x03*\x93\x01\n\nCostSource\x12\x1b\n\x17\x43OST_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43OST_SOURCE_PROVIDER\x10\x01\x12\x1d\n\x19\x43OST_SOURCE_PRICING_TABLE\x10\x02\x12\x14\n\x10\x43OST_SOURCE_FREE\x10\x03\x12\x19\n\x15\x43OST_SOURCE_ESTIMATED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hatbot/v1/common.proto\x12\nchatbot.v1\"^\n\x0fRetrievalFilter\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x15\n\rdocument_type\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"\xbb\x02\n\x0eRetrievedChunk\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x03 \x01(\t\x12\x13\n\x0bpage_number\x18\x04 \x01(\x05\x12\x15\n\rsection_title\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0f\n\x07ordinal\x18\x07 \x01(\x05\x12\x17\n\x0frelevance_score\x18\x08 \x01(\x01\x12\x19\n\x11vector_similarity\x18\t \x01(\x01\x12,\n\x07signals\x18\n \x03(\x0e\x32\x1b.chatbot.v1.RetrievalSignal\x12\x13\n\x0bvector_rank\x18\x0b \x01(\x05\x12\x11\n\ttext_rank\x18\x0c \x01(\x05\x12\x15\n\rterm_coverage\x18\r \x01(\x01\"\xb2\x01\n\x08\x43itation\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x03 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x04 \x01(\t\x12\x13\n\x0bpage_number\x18\x05 \x01(\x05\x12\x15\n\rsection_title\x18\x06 \x01(\t\x12\x12\n\nchunk_text\x18\x07 \x01(\t\x12\x17\n\x0frelevance_score\x18\x08 \x01(\x01\"\x8e\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\x12+\n\x0b\x63ost_source\x18\x05 \x01(\x0e\x32\x16.chatbot.v1.CostSource*p\n\x0fRetrievalSignal\x12 \n\x1cRETRIEVAL_SIGNAL_UNSPECIFIED\x10\x00\x12\x1b\n\x17RETRIEVAL_SIGNAL_VECTOR\x10\x01\x12\x1e\n\x1aRETRIEVAL_SIGNAL_FULL_TEXT\x10\x02*~\n\rRetrievalMode\x12\x1e\n\x1aRETRIEVAL_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15RETRIEVAL_MODE_HYBRID\x10\x01\x12\x19\n\x15RETRIEVAL_MODE_VECTOR\x10\x02\x12\x17\n\x13RETRIEVAL_MODE_TEXT\x10\x03*\x93\x01\n\nCostSource\x12\x1b\n\x17\x43OST_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43OST_SOURCE_PROVIDER\x10\x01\x12\x1d\n\x19\x43OST_SOURCE_PRICING_TABLE\x10\x02\x12\x14\n\x10\x43OST_SOURCE_FREE\x10\x03\x12\x19\n\x15\x43OST_SOURCE_ESTIMATED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatbot.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RETRIEVALSIGNAL']._serialized_start=756
-  _globals['_RETRIEVALSIGNAL']._serialized_end=868
-  _globals['_RETRIEVALMODE']._serialized_start=870
-  _globals['_RETRIEVALMODE']._serialized_end=996
-  _globals['_COSTSOURCE']._serialized_start=999
-  _globals['_COSTSOURCE']._serialized_end=1146
+  _globals['_RETRIEVALSIGNAL']._serialized_start=779
+  _globals['_RETRIEVALSIGNAL']._serialized_end=891
+  _globals['_RETRIEVALMODE']._serialized_start=893
+  _globals['_RETRIEVALMODE']._serialized_end=1019
+  _globals['_COSTSOURCE']._serialized_start=1022
+  _globals['_COSTSOURCE']._serialized_end=1169
   _globals['_RETRIEVALFILTER']._serialized_start=39
   _globals['_RETRIEVALFILTER']._serialized_end=133
   _globals['_RETRIEVEDCHUNK']._serialized_start=136
-  _globals['_RETRIEVEDCHUNK']._serialized_end=428
-  _globals['_CITATION']._serialized_start=431
-  _globals['_CITATION']._serialized_end=609
-  _globals['_USAGE']._serialized_start=612
-  _globals['_USAGE']._serialized_end=754
+  _globals['_RETRIEVEDCHUNK']._serialized_end=451
+  _globals['_CITATION']._serialized_start=454
+  _globals['_CITATION']._serialized_end=632
+  _globals['_USAGE']._serialized_start=635
+  _globals['_USAGE']._serialized_end=777
 # @@protoc_insertion_point(module_scope)

@@ -168,6 +168,7 @@ class RetrievedChunk(_message.Message):
     SIGNALS_FIELD_NUMBER: _builtins.int
     VECTOR_RANK_FIELD_NUMBER: _builtins.int
     TEXT_RANK_FIELD_NUMBER: _builtins.int
+    TERM_COVERAGE_FIELD_NUMBER: _builtins.int
     chunk_id: _builtins.str
     """The chunk's id (UUID)."""
     document_id: _builtins.str
@@ -194,6 +195,10 @@ class RetrievedChunk(_message.Message):
     """The chunk's rank, from 1, among full-text search's candidates; 0 when full-text search
     did not find it (or was not asked).
     """
+    term_coverage: _builtins.float
+    """Share of the query's informative words (stop words out, rarer words weighing more)
+    that the chunk contains, in 0..1.
+    """
     @_builtins.property
     def signals(self) -> _containers.RepeatedScalarFieldContainer[Global___RetrievalSignal.ValueType]:
         """The signals that found this chunk."""
@@ -213,10 +218,11 @@ class RetrievedChunk(_message.Message):
         signals: _abc.Iterable[Global___RetrievalSignal.ValueType] | None = ...,
         vector_rank: _builtins.int = ...,
         text_rank: _builtins.int = ...,
+        term_coverage: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "document_title", b"document_title", "ordinal", b"ordinal", "page_number", b"page_number", "relevance_score", b"relevance_score", "section_title", b"section_title", "signals", b"signals", "text", b"text", "text_rank", b"text_rank", "vector_rank", b"vector_rank", "vector_similarity", b"vector_similarity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "document_title", b"document_title", "ordinal", b"ordinal", "page_number", b"page_number", "relevance_score", b"relevance_score", "section_title", b"section_title", "signals", b"signals", "term_coverage", b"term_coverage", "text", b"text", "text_rank", b"text_rank", "vector_rank", b"vector_rank", "vector_similarity", b"vector_similarity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

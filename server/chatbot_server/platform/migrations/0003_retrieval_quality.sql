@@ -46,3 +46,7 @@ CREATE TRIGGER chunks_count_deleted_lexemes AFTER DELETE ON chunks
 -- Whether the documents answered the question (AnswerDone.grounding).
 ALTER TABLE answer_logs ADD COLUMN grounding text NOT NULL DEFAULT 'unspecified'
     CHECK (grounding IN ('unspecified', 'answered', 'not_found'));
+
+-- True while the title is only the upload's file name: ingestion then takes the PDF's
+-- metadata title when it has one.
+ALTER TABLE documents ADD COLUMN title_is_filename boolean NOT NULL DEFAULT false;

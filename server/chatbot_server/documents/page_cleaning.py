@@ -1,0 +1,143 @@
+"""Turning a PDF's text lines into clean paragraphs: pure functions, no PyMuPDF.
+
+What a PDF's text layer holds beside the content, and what is done about it:
+  - running headers and footers ("gnuplot 5.4 123", "User Guide Chapter 2 … Page 12") and
+    bare page numbers, in the top or bottom band of most pages: dropped;
+  - words split at line ends by a hyphen ("com-" / "mands"): joined, keeping the hyphen
+    when the document writes the word with one elsewhere ("non-empty");
+  - glyphs without a Unicode mapping (control characters, private-use code points, U+FFFD)
+    and typographic ligatures: dropped or mapped to letters;
+  - code set in a monospaced font: its line breaks kept, where prose lines are joined.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Lines within this share of the page height from the top or bottom edge may be running
+# headers or footers; body text and footnotes sit further in.
+EDGE_BAND = 0.1
+# A line in the band repeated on this many pages is a running header or footer; so is one
+# repeated on two pages at most this far apart (a short chapter's header).
+REPEATED_PAGES = 3
+NEARBY_PAGES = 2
+
+_LIGATURES = str.maketrans(
+    {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
+     "\ufb05": "st", "\ufb06": "st", "\u00a0": " ", "\t": " "}
+)  # fmt: skip
+# Unassigned, private-use, surrogate, control and format characters: glyphs the PDF gave
+# no text for (a bullet drawn from a symbol font arrives as U+0088) or invisible marks.
+_DROPPED_CATEGORIES = frozenset({"Cn", "Co", "Cs", "Cc", "Cf"})
+_SPACES = re.compile(r" {2,}")
+_DIGITS = re.compile(r"\d+")
+_PAGE_NUMBER = re.compile(
+    r"(page\s*)?(#|[ivxlcdm]+)(\s*(of|/)\s*#)?|[-\u2013\u2014]\s*#\s*[-\u2013\u2014]", re.IGNORECASE
+)
+_HYPHENATED_WORD = re.compile(r"\b[^\W\d_]+(?:-[^\W\d_]+)+\b")
+_ENDS_WITH_WORD_HYPHEN = re.compile(r"[^\W\d_]-$")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of text as the PDF lays it out."""
+
+    page_number: int
+    block: int
+    text: str
+    top: float
+    bottom: float
+    page_height: float
+    size: float = 0.0
+    bold: bool = False
+    monospaced: bool = False
+
+    @property
+    def at_edge(self) -> bool:
+        band = self.page_height * EDGE_BAND
+        return self.bottom <= band or self.top >= self.page_height - band
+
+
+def clean_glyphs(text: str) -> str:
+    """Text without unmapped glyphs or control characters, ligatures as letters, single
+    spaces."""
+    if not (text.isascii() and text.isprintable()):
+        text = "".join(
+            c for c in text.translate(_LIGATURES)
+            if unicodedata.category(c) not in _DROPPED_CATEGORIES
+        )  # fmt: skip
+    return _SPACES.sub(" ", text).strip()
+
+
+def remove_running_lines(pages: Sequence[Sequence[Line]]) -> list[list[Line]]:
+    """The pages without running headers, running footers and bare page numbers."""
+    pages_by_key: dict[str, list[int]] = defaultdict(list)
+    for index, lines in enumerate(pages):
+        for key in {_edge_key(line) for line in lines if line.at_edge}:
+            pages_by_key[key].append(index)
+    running = {key for key, indexes in pages_by_key.items() if _is_running(indexes)}
+    return [
+        [
+            line
+            for line in lines
+            if not (line.at_edge and (_edge_key(line) in running or _is_page_number(line)))
+        ]
+        for lines in pages
+    ]
+
+
+def hyphenated_words(pages: Sequence[Sequence[Line]]) -> frozenset[str]:
+    """Words the document writes with a hyphen inside a line, lower-cased."""
+    return frozenset(
+        word.lower()
+        for lines in pages
+        for line in lines
+        for word in _HYPHENATED_WORD.findall(line.text)
+    )
+
+
+def join_lines(lines: Sequence[Line], hyphenated: frozenset[str]) -> str:
+    """One paragraph from its lines: prose joined with spaces (line-end hyphenation undone),
+    monospaced lines kept on lines of their own."""
+    text = ""
+    previous: Line | None = None
+    for line in lines:
+        if previous is None:
+            text = line.text
+        elif line.monospaced or previous.monospaced:
+            text += "\n" + line.text
+        elif _ENDS_WITH_WORD_HYPHEN.search(text) and line.text[:1].islower():
+            text = _join_hyphenated(text, line.text, hyphenated)
+        else:
+            text += " " + line.text
+        previous = line
+    return text
+
+
+def _join_hyphenated(before: str, after: str, hyphenated: frozenset[str]) -> str:
+    head = before.rsplit(" ", 1)[-1][:-1]
+    tail = after.split(" ", 1)[0]
+    word_head = re.sub(r"^\W+", "", head)
+    word_tail = re.sub(r"\W+$", "", tail)
+    if f"{word_head}-{word_tail}".lower() in hyphenated:
+        return before + after
+    return before[:-1] + after
+
+
+def _edge_key(line: Line) -> str:
+    return _DIGITS.sub("#", " ".join(line.text.casefold().split()))
+
+
+def _is_page_number(line: Line) -> bool:
+    return _PAGE_NUMBER.fullmatch(_edge_key(line)) is not None
+
+
+def _is_running(page_indexes: list[int]) -> bool:
+    if len(page_indexes) >= REPEATED_PAGES:
+        return True
+    return any(b - a <= NEARBY_PAGES for a, b in itertools.pairwise(page_indexes))
