@@ -27,6 +27,7 @@ from bench_server import embedded_server
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import common_pb2
 from chatbot_client import ChatbotClient
+from chatbot_server.platform.logs import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_SET = ROOT / "eval" / "dev_set.json"
@@ -89,13 +90,14 @@ class Results:
     ranks: dict[str, list[int | None]]
     groundings: list[int]
     details: list[dict[str, object]]
+    answers: list[dict[str, str]]
 
 
 async def ask_everything(pdfs: dict[str, Path], questions: list[Question]) -> Results:
     """Uploads the PDFs to a fresh server, then searches in every mode and answers."""
-    answerable = [q for q in questions if q.document is not None]
-    results = Results({mode: [] for mode in MODES}, [], [])
-    env = {"RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING"}
+    results = Results({mode: [] for mode in MODES}, [], [], [])
+    configure_logging("WARNING", "console", sys.stderr)
+    env = {"RATE_LIMIT_ENABLED": "false"}
     async with (
         embedded_server(**env) as server,
         ChatbotClient(f"127.0.0.1:{server.port}", timeout=600) as client,
@@ -111,28 +113,40 @@ async def ask_everything(pdfs: dict[str, Path], questions: list[Question]) -> Re
             )
             document_ids[name] = document.document_id
 
-        for question in answerable:
+        for question in questions:
             record: dict[str, object] = {"question": question.question, "kind": question.kind}
             for mode, value in MODES.items():
                 response = await client.search(question.question, top_k=TOP_K, mode=value)
                 found = list(response.results)
-                document_id = document_ids[question.document or ""]
-                rank = first_hit_rank(found, document_id, question.pages)
-                results.ranks[mode].append(rank)
+                rank = None
+                if question.document is not None:
+                    rank = first_hit_rank(found, document_ids[question.document], question.pages)
+                    results.ranks[mode].append(rank)
                 record[mode] = {
                     "rank": rank,
                     "hits": [
-                        (r.document_title, r.page_number, r.vector_rank, r.text_rank) for r in found
+                        (
+                            r.document_title,
+                            r.page_number,
+                            r.vector_rank,
+                            r.text_rank,
+                            round(r.term_coverage, 3),
+                            round(r.vector_similarity, 3),
+                        )
+                        for r in found
                     ],
                 }
             results.details.append(record)
 
         for question in questions:
             grounding: int = chat_pb.GROUNDING_UNSPECIFIED
+            text = ""
             async for event in client.ask(question.question):
                 if event.HasField("done"):
                     grounding = event.done.grounding
+                text += event.delta.text
             results.groundings.append(grounding)
+            results.answers.append({"question": question.question, "answer": text})
     return results
 
 
@@ -177,7 +191,8 @@ def main() -> None:
     results = asyncio.run(ask_everything(fetch_sources(dev_set["sources"]), questions))
     report(questions, results)
     if args.details is not None:
-        args.details.write_text(json.dumps(results.details, indent=1))
+        details = {"searches": results.details, "answers": results.answers}
+        args.details.write_text(json.dumps(details, indent=1))
 
 
 if __name__ == "__main__":
