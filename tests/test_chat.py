@@ -397,3 +397,32 @@ async def test_the_answer_is_stored_before_done_is_sent(client: ChatbotClient) -
                         message_id=answer_id, rating=pb.FEEDBACK_RATING_POSITIVE
                     )
                 )
+
+
+async def test_model_saying_not_in_documents_becomes_a_plain_not_found_without_citations(
+    client: ChatbotClient, fake_llm: FakeOpenAI, chat_database: MigratedDatabase
+) -> None:
+    # The marker arrives split across chunks, with leading space, as models stream it.
+    fake_llm.replies.append(Reply([" NOT_IN", "_DOCU", "MENTS"]))
+    events = await ask(client, "Who won the football world cup in 2014?")
+    assert answer_text(events) == "The documents do not answer this question."
+    assert not events[-3].citations.citations
+    done = events[-1].done
+    assert done.grounding == pb.GROUNDING_NOT_FOUND
+    system = fake_llm.requests[-1].json()["messages"][0]["content"]  # type: ignore[index]
+    assert "reply with exactly NOT_IN_DOCUMENTS" in system
+    logged = await rows(
+        chat_database, "SELECT grounding FROM answer_logs WHERE request_id = $1",
+        events[0].started.request_id,
+    )  # fmt: skip
+    assert [r["grounding"] for r in logged] == ["not_found"]
+
+
+async def test_reply_that_only_starts_like_the_marker_streams_unchanged(
+    client: ChatbotClient, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.replies.append(Reply(["NOT", " every port takes DMX; port 1 does [3]."]))
+    events = await ask(client)
+    assert answer_text(events) == "NOT every port takes DMX; port 1 does [1]."
+    assert len(events[-3].citations.citations) == 1
+    assert events[-1].done.grounding == pb.GROUNDING_ANSWERED

@@ -1,6 +1,6 @@
 -- How many chunks hold each lexeme, so full-text search can weigh a question's words by
 -- rarity (inverse document frequency). Kept exact by statement triggers on chunks: one
--- aggregate per INSERT or DELETE statement, rows touched in lexeme order so concurrent
+-- aggregate per INSERT or DELETE statement (TRUNCATE empties them), rows touched in lexeme order so concurrent
 -- ingestions cannot deadlock. Rows that fall to zero stay; they match nothing.
 CREATE TABLE lexeme_stats (
     lexeme  text PRIMARY KEY,
@@ -42,6 +42,16 @@ CREATE TRIGGER chunks_count_inserted_lexemes AFTER INSERT ON chunks
 CREATE TRIGGER chunks_count_deleted_lexemes AFTER DELETE ON chunks
     REFERENCING OLD TABLE AS old_chunks
     FOR EACH STATEMENT EXECUTE FUNCTION count_chunk_lexemes();
+
+CREATE FUNCTION clear_chunk_lexemes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM lexeme_stats;
+    UPDATE chunk_totals SET chunks = 0;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER chunks_clear_lexemes AFTER TRUNCATE ON chunks
+    FOR EACH STATEMENT EXECUTE FUNCTION clear_chunk_lexemes();
 
 -- Whether the documents answered the question (AnswerDone.grounding).
 ALTER TABLE answer_logs ADD COLUMN grounding text NOT NULL DEFAULT 'unspecified'
