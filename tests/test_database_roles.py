@@ -25,6 +25,8 @@ TABLES = {
     "answer_logs",
     "api_keys",
     "schema_migrations",
+    "lexeme_stats",
+    "chunk_totals",
 }
 
 

@@ -75,6 +75,22 @@ def test_glyph_cleaning_maps_ligatures_and_drops_unmapped_bullets() -> None:
     assert clean_glyphs("\x88 e\ufb03cient \ufb01le\u00ad") == "efficient file"
 
 
+def test_tables_of_contents_and_indexes_are_not_indexed() -> None:
+    document = pymupdf.open()
+    contents = document.new_page()
+    contents.insert_text((72, 80), "Contents", fontsize=14)
+    for number, entry in enumerate(["Installation", "Pressure checks", "Gasket repair"]):
+        contents.insert_text((72, 110 + 16 * number), f"{entry} . . . . . . . . . {number + 2}")
+    body = document.new_page()
+    body.insert_text((72, 100), "Install the pump on a level floor.", fontsize=11)
+    body.insert_text((72, 130), "See also the index . . . . . . . 12, 14", fontsize=11)
+    extracted = extract_document(bytes(document.tobytes()), 100)
+    assert [(b.page_number, b.text) for b in extracted.blocks] == [
+        (2, "Install the pump on a level floor.")
+    ]
+    assert extracted.warnings == []
+
+
 def outlined_pdf() -> bytes:
     """Page 2 holds the end of one section, a part title set on two lines, and a second
     titled section further down; the outline names both."""

@@ -7,6 +7,9 @@ What a PDF's text layer holds beside the content, and what is done about it:
     when the document writes the word with one elsewhere ("non-empty");
   - glyphs without a Unicode mapping (control characters, private-use code points, U+FFFD)
     and typographic ligatures: dropped or mapped to letters;
+  - tables of contents and indexes (entries joined to page numbers by dot leaders): a page
+    that is mostly such entries is dropped, and so are such lines elsewhere, since they
+    hold every term of the document and would match every question;
   - code set in a monospaced font: its line breaks kept, where prose lines are joined.
 """
 
@@ -39,6 +42,9 @@ _DIGITS = re.compile(r"\d+")
 _PAGE_NUMBER = re.compile(
     r"(page\s*)?(#|[ivxlcdm]+)(\s*(of|/)\s*#)?|[-\u2013\u2014]\s*#\s*[-\u2013\u2014]", re.IGNORECASE
 )
+# "Vector arithmetic . . . . . 9", "shipout. . . . . 49, 54": an entry, dot leaders, pages.
+_LEADER_ENTRY = re.compile(r".*?(\.\s?){3,}\s*[\dixvlc]+(\s*,\s*[\dixvlc]+)*\s*$", re.IGNORECASE)
+NAVIGATION_SHARE = 0.5
 _HYPHENATED_WORD = re.compile(r"\b[^\W\d_]+(?:-[^\W\d_]+)+\b")
 _ENDS_WITH_WORD_HYPHEN = re.compile(r"[^\W\d_]-$")
 
@@ -89,6 +95,18 @@ def remove_running_lines(pages: Sequence[Sequence[Line]]) -> list[list[Line]]:
         ]
         for lines in pages
     ]
+
+
+def remove_navigation(pages: Sequence[Sequence[Line]]) -> list[list[Line]]:
+    """The pages without table-of-contents and index entries; pages made mostly of them
+    lose everything."""
+    cleaned = []
+    for lines in pages:
+        kept = [line for line in lines if not _LEADER_ENTRY.fullmatch(line.text)]
+        if lines and len(kept) < len(lines) * (1 - NAVIGATION_SHARE):
+            kept = []
+        cleaned.append(kept)
+    return cleaned
 
 
 def hyphenated_words(pages: Sequence[Sequence[Line]]) -> frozenset[str]:

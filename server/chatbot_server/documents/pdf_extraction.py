@@ -24,6 +24,7 @@ from chatbot_server.documents.page_cleaning import (
     clean_glyphs,
     hyphenated_words,
     join_lines,
+    remove_navigation,
     remove_running_lines,
 )
 
@@ -67,13 +68,13 @@ def extract_document(data: bytes, max_pages: int) -> ExtractedDocument:
         raise UnreadableDocumentError(f"the file is not a readable PDF ({error})") from None
     with document:
         try:
-            blocks, page_count = _read(document, max_pages)
+            blocks, pages_with_text = _read(document, max_pages)
+            page_count = document.page_count
             title = _metadata_title(document)
         except (RuntimeError, ValueError, IndexError) as error:
             # PyMuPDF reports a damaged structure (a page tree whose count lies, a broken
             # object) from whichever call first meets it.
             raise UnreadableDocumentError(f"the PDF is damaged ({error})") from None
-    pages_with_text = {block.page_number for block in blocks}
     if not pages_with_text:
         raise UnreadableDocumentError(
             "no extractable text: the PDF seems to hold only images (a scan?); "
@@ -87,7 +88,8 @@ def extract_document(data: bytes, max_pages: int) -> ExtractedDocument:
     return ExtractedDocument(page_count, blocks, warnings, title)
 
 
-def _read(document: pymupdf.Document, max_pages: int) -> tuple[list[TextBlock], int]:
+def _read(document: pymupdf.Document, max_pages: int) -> tuple[list[TextBlock], set[int]]:
+    """The paragraphs, and the numbers of the pages that hold any text."""
     if document.needs_pass:
         raise UnreadableDocumentError(
             "the PDF is password-protected; upload a copy without a password"
@@ -100,10 +102,11 @@ def _read(document: pymupdf.Document, max_pages: int) -> tuple[list[TextBlock], 
             f"{max_pages:,} pages are processed (MAX_DOCUMENT_PAGES); split it and upload "
             "the parts"
         )
-    pages = remove_running_lines([_lines(page) for page in document])
+    raw = [_lines(page) for page in document]
+    pages = remove_navigation(remove_running_lines(raw))
     outline = [(clean_glyphs(title), page) for _, title, page in document.get_toc() if title]
     starts = _outline_starts(pages, outline) if outline else _type_size_starts(pages)
-    return _paragraphs(pages, starts), document.page_count
+    return _paragraphs(pages, starts), {n for n, lines in enumerate(raw, start=1) if lines}
 
 
 def _metadata_title(document: pymupdf.Document) -> str:
