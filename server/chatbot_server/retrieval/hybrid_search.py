@@ -31,8 +31,10 @@ TERM_MATCH_LIMIT = 400
 CANDIDATE_TERMS = 12
 # A word in at least this share of all chunks is looked up by reading chunks until enough
 # hold it (a few hundred rows), not through the GIN index: the index would first list every
-# chunk holding it (60,000 of 100,000 took 8 ms).
+# chunk holding it (60,000 of 100,000 took 8 ms). Such a word weighs little, so fewer of its
+# chunks are taken.
 COMMON_TERM_SHARE = 0.2
+COMMON_TERM_MATCH_LIMIT = 100
 VECTOR = "vector"
 FULL_TEXT = "full_text"
 
@@ -115,7 +117,7 @@ def fuse(
 
 _CANDIDATES_SQL = f"""
 WITH allowed AS (
-    SELECT id, title FROM documents
+    SELECT id FROM documents
     WHERE status = 'READY'
       AND ($4::uuid[] IS NULL OR id = ANY ($4))
       AND ($5::text IS NULL OR language = $5)
@@ -156,11 +158,11 @@ matched AS (
     SELECT m.id, m.content_tsv
     FROM candidate_terms t
     CROSS JOIN LATERAL (
-        -- The concatenation keeps the planner off the index: see COMMON_TERM_SHARE.
+        -- IS TRUE keeps the planner off the index: see COMMON_TERM_SHARE.
         SELECT c.id, c.content_tsv FROM chunks c
-        WHERE t.common AND (c.content_tsv || ''::tsvector) @@ t.query
+        WHERE t.common AND (c.content_tsv @@ t.query) IS TRUE
           AND c.document_id IN (SELECT id FROM allowed)
-        LIMIT {TERM_MATCH_LIMIT}
+        LIMIT {COMMON_TERM_MATCH_LIMIT}
     ) m
 ),
 any_term AS (
@@ -186,7 +188,7 @@ ranked AS (
     UNION ALL
     SELECT id, NULL, row_number() OVER (ORDER BY score DESC, frequency DESC, id) FROM worded
 )
-SELECT c.id AS chunk_id, c.document_id, a.title AS document_title, c.page_number,
+SELECT c.id AS chunk_id, c.document_id, d.title AS document_title, c.page_number,
        c.section_title, c.content AS text, c.ordinal,
        CASE WHEN c.embedding_model = $2 THEN 1 - (c.embedding <=> $1) ELSE 0 END AS similarity,
        min(r.vector_rank) AS vector_rank, min(r.text_rank) AS text_rank,
@@ -194,8 +196,9 @@ SELECT c.id AS chunk_id, c.document_id, a.title AS document_title, c.page_number
                 / nullif((SELECT sum(idf) FROM terms), 0), 0) AS term_coverage
 FROM ranked r
 JOIN chunks c ON c.id = r.id
-JOIN allowed a ON a.id = c.document_id
-GROUP BY c.id, a.title
+-- Both lists hold allowed chunks only; the title comes by primary key.
+JOIN documents d ON d.id = c.document_id
+GROUP BY c.id, d.title
 """
 
 
