@@ -197,9 +197,7 @@ async def bench_search(
         )
         sql_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            await conn.fetch(BARE_HYBRID_SQL, vector, query)
+        await pool.fetch(BARE_HYBRID_SQL, vector, query)
         bare_ms.append((time.perf_counter() - started) * 1000)
 
     async with pool.acquire() as conn:

@@ -75,6 +75,9 @@ async def test_batch_upload_of_a_folder_with_progress_and_summary(
     assert code == 0
     assert "xpd42.pdf, p. 1 · Installation" in out
 
+    code, out, _ = await chatbot(server, "documents", "reprocess-all", "--status", "ready")
+    assert (code, out.strip()) == (0, "queued 2 documents")
+
 
 async def test_batch_upload_reports_documents_that_fail(
     server: RunningServer, database: MigratedDatabase, tmp_path: Path

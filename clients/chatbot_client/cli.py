@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--tag", default="")
     listing.add_argument("--language", default="")
     listing.set_defaults(handler=_list)
+    again = _add(actions, "reprocess-all", help="process every document again (admin)")
+    again.add_argument("--status", choices=tuple(_STATUSES), help="only documents in this state")
+    again.set_defaults(handler=_reprocess_all)
     for name, handler, text in (
         ("show", _show, "show one document"),
         ("delete", _delete, "delete a document and its chunks"),
@@ -289,6 +292,12 @@ def _delete(client: SyncChatbotClient, args: argparse.Namespace) -> int:
 
 def _reprocess(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     print(_document_line(client.reprocess_document(args.document_id)))
+    return 0
+
+
+def _reprocess_all(client: SyncChatbotClient, args: argparse.Namespace) -> int:
+    status = _STATUSES[args.status] if args.status else pb.DOCUMENT_STATUS_UNSPECIFIED
+    print(f"queued {client.reprocess_all_documents(status)} documents")
     return 0
 
 

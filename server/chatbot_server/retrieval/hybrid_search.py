@@ -214,18 +214,14 @@ async def find_candidates(
 ) -> list[Candidate]:
     """Up to `vector_limit` nearest chunks and `text_limit` full-text matches, in one round
     trip."""
-    async with pool.acquire() as conn, conn.transaction():
-        # Keep scanning the HNSW graph until enough rows pass the filters (pgvector 0.8).
-        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        # A generic plan cannot know how many rows the words match and may scan every chunk;
-        # plan each query for its own words and filters.
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        rows = await conn.fetch(
-            _CANDIDATES_SQL,
-            query_vector, embedding_model, vector_limit,
-            where.document_ids, where.language, where.document_type, where.tags,
-            text_search_config(language), query, text_limit,
-        )  # fmt: skip
+    # One round trip: the pool's sessions carry the settings this statement needs
+    # (`platform.database.SEARCH_SESSION_SETTINGS`).
+    rows = await pool.fetch(
+        _CANDIDATES_SQL,
+        query_vector, embedding_model, vector_limit,
+        where.document_ids, where.language, where.document_type, where.tags,
+        text_search_config(language), query, text_limit,
+    )  # fmt: skip
     return [Candidate(**dict(row)) for row in rows]
 
 
