@@ -3,6 +3,9 @@ retrieval modes, exact word statistics, and answers that say when the documents 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 import grpc
 import pymupdf
@@ -137,13 +140,22 @@ async def test_metadata_title_replaces_the_file_name_but_not_a_given_title(
         assert ready.title == "Given title"
 
 
-async def test_search_modes_use_only_their_signal_and_report_ranks(
+@asynccontextmanager
+async def only_the_manual(
     server: RunningServer, database: MigratedDatabase
-) -> None:
+) -> AsyncIterator[ChatbotClient]:
+    """A client of a server whose only document is the READY sample manual."""
     await truncate_documents(database.owner_url)
     async with ChatbotClient(server.address, timeout=30) as client:
         uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
         await wait_until_final(client, uploaded.document.document_id)
+        yield client
+
+
+async def test_search_modes_use_only_their_signal_and_report_ranks(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    async with only_the_manual(server, database) as client:
         question = "What should I do when the status LED blinks red?"
         text = await client.search(question, mode=common_pb2.RETRIEVAL_MODE_TEXT)
         vector = await client.search(question, mode=common_pb2.RETRIEVAL_MODE_VECTOR)
@@ -206,10 +218,7 @@ async def test_word_statistics_stay_exact_through_upload_reprocess_and_delete(
 async def test_offline_answer_says_not_found_for_a_question_the_documents_do_not_answer(
     server: RunningServer, database: MigratedDatabase
 ) -> None:
-    await truncate_documents(database.owner_url)
-    async with ChatbotClient(server.address, timeout=30) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        await wait_until_final(client, uploaded.document.document_id)
+    async with only_the_manual(server, database) as client:
         answers = {}
         for question in (
             "Who won the football world cup in 2014?",
