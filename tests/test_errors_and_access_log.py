@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import grpc
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -62,8 +64,37 @@ async def test_request_id_is_echoed_and_logged_with_method_status_and_duration(
     (event,) = await eventually(logged)
     assert event["method"] == "/chatbot.v1.ChatService/GetConversation"
     assert event["code"] == "INVALID_ARGUMENT"
+    assert event["reason"] == "INVALID_ARGUMENT"
+    assert "conversation_id" in str(event["message"])
     assert isinstance(event["duration_ms"], float)
     assert str(event["peer"]).startswith("ipv4:127.0.0.1:")
+
+
+async def test_health_checks_stay_out_of_the_access_log_at_info(
+    channel: grpc.aio.Channel, log_sink: LogSink
+) -> None:
+    call = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(), metadata=(("x-request-id", "req-quiet-probe"),), timeout=5
+    )
+    await call
+    stub = chat_service_pb2_grpc.ChatServiceStub(channel)
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await stub.GetConversation(
+            chat_service_pb2.GetConversationRequest(conversation_id="c"),
+            metadata=(("x-request-id", "req-after-probe"),),
+            timeout=5,
+        )
+
+    async def after_probe() -> list[dict[str, object]]:
+        return [
+            e for e in log_sink.events("rpc.finished") if e.get("request_id") == "req-after-probe"
+        ]
+
+    await eventually(after_probe)
+    probes = [
+        e for e in log_sink.events("rpc.finished") if e.get("request_id") == "req-quiet-probe"
+    ]
+    assert probes == []
 
 
 async def test_successful_call_gets_a_generated_request_id(channel: grpc.aio.Channel) -> None:

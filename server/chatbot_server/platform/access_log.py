@@ -29,6 +29,7 @@ from chatbot_server.platform.errors import STATUS_DETAILS_KEY, ServiceError, bad
 from chatbot_server.platform.interception import AroundInterceptor
 
 log = structlog.get_logger("chatbot_server.access")
+_QUIET_SERVICES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
 def access_log_interceptor() -> AccessLogInterceptor:
@@ -105,6 +106,7 @@ class _AccessLogged:
         traceback: TracebackType | None,
     ) -> None:
         code = grpc.StatusCode.OK
+        service_error: ServiceError | None = None
         try:
             if isinstance(error, asyncio.CancelledError | GeneratorExit) or (
                 error is None and self._context.cancelled()
@@ -118,7 +120,7 @@ class _AccessLogged:
                 code = service_error.code
                 await self._abort(service_error)
         finally:
-            self._finish(code)
+            self._finish(code, service_error)
 
     def _as_service_error(self, error: Exception) -> ServiceError:
         if isinstance(error, ServiceError):
@@ -144,15 +146,19 @@ class _AccessLogged:
         trailing = (*self._call.response_metadata, (STATUS_DETAILS_KEY, status.SerializeToString()))
         await self._context.abort(error.code, error.message, trailing)
 
-    def _finish(self, code: grpc.StatusCode) -> None:
+    def _finish(self, code: grpc.StatusCode, error: ServiceError | None) -> None:
         if code == grpc.StatusCode.OK:
             self._context.set_trailing_metadata(tuple(self._call.response_metadata))
-        log.info(
-            "rpc.finished",
-            peer=self._call.peer,
-            code=code.name,
-            duration_ms=round((time.perf_counter() - self._started) * 1000, 2),
-        )
+        fields: dict[str, object] = {
+            "peer": self._call.peer,
+            "code": code.name,
+            "duration_ms": round((time.perf_counter() - self._started) * 1000, 2),
+        }
+        if error is not None:
+            fields.update(reason=error.reason, message=error.message)
+        # Probes and tool discovery would drown the calls that matter.
+        quiet = self._method.startswith(_QUIET_SERVICES) and code == grpc.StatusCode.OK
+        (log.debug if quiet else log.info)("rpc.finished", **fields)
         structlog.contextvars.unbind_contextvars("request_id", "method")
 
 
