@@ -26,8 +26,8 @@ import pymupdf
 from bench_server import embedded_server
 
 from chatbot_client import ChatbotClient
-from chatbot_server.config import EmbeddingSettings, IngestionSettings
-from chatbot_server.documents.chunking import ChunkingPolicy
+from chatbot_server.app import chunking_policy
+from chatbot_server.config import DocumentSettings, EmbeddingSettings, IngestionSettings
 from chatbot_server.documents.document_preparation import prepare_document
 from chatbot_server.documents.pdf_extraction import extract_document
 from chatbot_server.platform.database import EMBEDDED_DATABASE, EMBEDDED_OWNER_ROLE
@@ -112,7 +112,7 @@ def bench_extraction(data: bytes, pages: int) -> None:
 
 
 async def bench_ingestion(client: ChatbotClient, data: bytes, embedder: LocalEmbeddings) -> None:
-    prepared = prepare_document(data, ChunkingPolicy(max_tokens=embedder.max_tokens), PAGE_LIMIT)
+    prepared = prepare_document(data, chunking_policy(DocumentSettings(), embedder), PAGE_LIMIT)
     texts = [chunk.text for chunk in prepared.chunks]
     await embedder.embed(texts[:4])  # load the model outside the timing
     started = time.perf_counter()

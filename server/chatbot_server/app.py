@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2_grpc
 from chatbot_server.answers.answering import Answerer
 from chatbot_server.answers.cost_log import record_embedding_usage
 from chatbot_server.answers.llm import LlmClient
-from chatbot_server.config import EmbeddingSettings, Settings
+from chatbot_server.config import DocumentSettings, EmbeddingSettings, Settings
 from chatbot_server.documents.chunking import ChunkingPolicy
 from chatbot_server.documents.ingestion import IngestionWorker
 from chatbot_server.governance.alerts import BudgetAlerts
@@ -176,12 +176,16 @@ def _embedder(
     )
 
 
-def ingestion_worker(settings: Settings, resources: Resources) -> IngestionWorker:
-    policy = ChunkingPolicy(
-        size_chars=settings.documents.chunk_size_chars,
-        overlap_chars=settings.documents.chunk_overlap_chars,
-        max_tokens=resources.embedder.max_tokens,
+def chunking_policy(documents: DocumentSettings, embedder: Embedder) -> ChunkingPolicy:
+    return ChunkingPolicy(
+        size_chars=documents.chunk_size_chars,
+        overlap_chars=documents.chunk_overlap_chars,
+        max_tokens=min(documents.chunk_max_tokens, embedder.max_tokens),
     )
+
+
+def ingestion_worker(settings: Settings, resources: Resources) -> IngestionWorker:
+    policy = chunking_policy(settings.documents, resources.embedder)
     return IngestionWorker(resources.pool, resources.embedder, settings.ingestion, policy)
 
 

@@ -145,8 +145,12 @@ class DocumentSettings:
     max_upload_bytes: int = integer("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, 1)
     # What all uploads in progress may hold in memory together.
     max_upload_memory_bytes: int = integer("MAX_UPLOAD_MEMORY_BYTES", 200 * 1024 * 1024, 1)
-    chunk_size_chars: int = integer("CHUNK_SIZE_CHARS", 1200, 100)
-    chunk_overlap_chars: int = integer("CHUNK_OVERLAP_CHARS", 200, 0)
+    # Chosen on the dev set (`make eval`): all-MiniLM-L6-v2 was trained on 128-token inputs,
+    # and chunks of that size embedded better than 1,200-character ones (MRR 0.780 vs 0.746).
+    chunk_size_chars: int = integer("CHUNK_SIZE_CHARS", 600, 100)
+    chunk_overlap_chars: int = integer("CHUNK_OVERLAP_CHARS", 100, 0)
+    # At most this many embedding-model tokens per chunk (never more than the model reads).
+    chunk_max_tokens: int = integer("CHUNK_MAX_TOKENS", 128, 8)
     watch_poll_seconds: float = number("WATCH_POLL_SECONDS", 0.25, 0.05)
 
 

@@ -20,9 +20,11 @@ NOT_FOUND_MARKER = "NOT_IN_DOCUMENTS"
 NOT_FOUND_TEXT = "The documents do not answer this question."
 # The passages considered as evidence, and the least evidence that counts as an answer:
 # the best term coverage among them plus the best vector similarity. Chosen on the dev set
-# (`make eval`) for the bundled embedding model.
+# (`make eval`) for the bundled embedding model and chunk size: the middle of the gap between
+# the unanswerable questions' evidence (up to 0.58, two near-domain outliers at 0.73) and the
+# answerable ones' (from 0.65).
 EVIDENCE_PASSAGES = 3
-MIN_EVIDENCE = 0.7
+MIN_EVIDENCE = 0.62
 # Offline answers quote at most this many sources and sentences per source.
 QUOTED_SOURCES = 3
 QUOTED_SENTENCES = 2
