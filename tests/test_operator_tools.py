@@ -43,6 +43,23 @@ async def test_grpcurl_lists_the_services_health_and_reflection(server: RunningS
     assert any(name.startswith("grpc.reflection.") for name in listed)
 
 
+async def test_buf_curl_calls_through_reflection_v1_and_v1alpha(server: RunningServer) -> None:
+    for protocol in ("grpc-v1", "grpc-v1alpha"):
+        process = await asyncio.create_subprocess_exec(
+            _tool("buf"), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+            "--reflect-protocol", protocol,
+            f"http://{server.address}/grpc.health.v1.Health/Check",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, (protocol, err.decode())
+        assert '"status": "SERVING"' in out.decode(), protocol
+    listed = set((await grpcurl(server.address, "list")).split())
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= (
+        listed
+    )
+
+
 async def test_grpcurl_describe_shows_the_contract_comments(server: RunningServer) -> None:
     service = await grpcurl(server.address, "describe", "chatbot.v1.ChatService")
     assert "// Answers questions from the stored documents" in service

@@ -15,7 +15,6 @@ import httpx
 import redis.asyncio as redis
 import structlog
 from grpc_health.v1 import health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from chatbot_server.answers.answering import Answerer
 from chatbot_server.answers.cost_log import record_embedding_usage
@@ -46,7 +45,7 @@ from chatbot_server.platform.database import (
 )
 from chatbot_server.platform.health import Dependency, DependencyMonitor, HealthService
 from chatbot_server.platform.redis_connection import connect_redis
-from chatbot_server.platform.reflection import DocumentedReflectionServicer, reflected_service_names
+from chatbot_server.platform.reflection import add_reflection
 from chatbot_server.retrieval.embeddings import (
     Embedder,
     EmbeddingUsage,
@@ -241,9 +240,7 @@ class ChatbotServer:
             ),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-            DocumentedReflectionServicer(reflected_service_names(SERVICE_NAMES)), self.server
-        )
+        add_reflection(self.server, SERVICE_NAMES)
         self.monitor = DependencyMonitor(
             self.health,
             _dependencies(resources),

@@ -3,17 +3,24 @@
 The descriptors compiled into the generated Python code have no source information, so
 plain reflection serves the contract without its comments. For the `chatbot.v1` files this
 serves the descriptor set generated with `--include_source_info` instead.
+
+Served as `grpc.reflection.v1` and `grpc.reflection.v1alpha`: grpcio-reflection implements
+only v1alpha, while `buf curl` and newer tools ask for v1 first. The two protocols are the
+same messages under another package name (same fields, same numbers), so one servicer
+answers both.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
+import grpc
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 DESCRIPTOR_SET = "descriptor_set.binpb"
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
 def documented_files() -> dict[str, bytes]:
@@ -51,10 +58,22 @@ class DocumentedReflectionServicer(reflection.aio.ReflectionServicer):  # type: 
         return response
 
 
-def reflected_service_names(service_names: tuple[str, ...]) -> tuple[str, ...]:
-    """The services reflection lists: ours, health and reflection itself."""
-    return (
-        *service_names,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
+def add_reflection(server: grpc.aio.Server, service_names: tuple[str, ...]) -> None:
+    """Reflection v1 and v1alpha listing `service_names`, health and reflection itself."""
+    servicer = DocumentedReflectionServicer(
+        (
+            *service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            REFLECTION_V1,
+            reflection.SERVICE_NAME,
+        )
+    )
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1 = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": v1}),)
     )
