@@ -36,7 +36,7 @@ from chatbot_server.governance.interceptors import (
 )
 from chatbot_server.governance.key_management import create_key
 from chatbot_server.governance.rate_limit_rules import Limit, Rate
-from chatbot_server.platform.access_log import access_log_interceptor
+from chatbot_server.platform.access_log import AccessLogInterceptor
 from chatbot_server.platform.logs import configure_logging
 
 SEQUENTIAL_CALLS = 2_000
@@ -127,15 +127,16 @@ async def main() -> None:
         async with embedded_server(REDIS_URL=redis, **UNLIMITED) as chatbot:
             settings, resources = chatbot.settings, chatbot.resources
             _, secret = await create_key(resources.pool, "bench", "client")
+            access_log = AccessLogInterceptor(settings.server.max_receive_message_bytes)
             chain = [
-                access_log_interceptor(),
+                access_log,
                 identity_interceptor(chatbot.api_keys, settings.identity),
                 rate_limit_interceptor(resources.rate_limiter, settings.rate_limits),
                 budget_gate_interceptor(resources.budget),
             ]
             servers = {
                 "bare grpc.aio": await start([]),
-                "access log only": await start([access_log_interceptor()]),
+                "access log only": await start([access_log]),
                 "whole chain": await start(chain),
             }
             try:

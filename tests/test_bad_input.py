@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -94,3 +95,41 @@ async def test_a_body_that_is_not_the_methods_message_is_invalid_and_logged(
 
     events = await eventually(both_logged)
     assert {e["code"] for e in events} == {"INVALID_ARGUMENT"}
+
+
+async def test_a_message_over_the_limit_is_refused_with_sizes_and_the_setting(
+    channel: grpc.aio.Channel, log_sink: LogSink
+) -> None:
+    documents = document_service_pb2_grpc.DocumentServiceStub(channel)
+    oversized = 5 * 1024 * 1024  # the default MAX_RECEIVE_MESSAGE_BYTES is 4 MiB
+
+    async def pieces() -> AsyncIterator[documents_pb.UploadDocumentRequest]:
+        yield documents_pb.UploadDocumentRequest(
+            metadata=documents_pb.UploadMetadata(filename="big.pdf")
+        )
+        yield documents_pb.UploadDocumentRequest(chunk=b"%PDF-" + b"0" * oversized)
+
+    calls = {
+        "upload": documents.UploadDocument(
+            pieces(), metadata=(("x-request-id", "req-too-large"),), timeout=30
+        ),
+        "search": documents.Search(documents_pb.SearchRequest(query="x" * oversized), timeout=30),
+    }
+    for name, call in calls.items():
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        error = raised.value
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, name
+        assert "MAX_RECEIVE_MESSAGE_BYTES" in (error.details() or ""), name
+        info = error_info(error)
+        assert info.reason == "MESSAGE_TOO_LARGE"
+        assert int(info.metadata["limit_bytes"]) == 4 * 1024 * 1024
+        assert int(info.metadata["size_bytes"]) > oversized
+
+    async def logged() -> list[dict[str, object]]:
+        return [
+            e for e in log_sink.events("rpc.finished") if e.get("request_id") == "req-too-large"
+        ]
+
+    (event,) = await eventually(logged)
+    assert event["code"] == "RESOURCE_EXHAUSTED" and event["reason"] == "MESSAGE_TOO_LARGE"

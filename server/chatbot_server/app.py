@@ -36,7 +36,7 @@ from chatbot_server.governance.rate_limiter import (
     RateLimiter,
     RedisRateLimiter,
 )
-from chatbot_server.platform.access_log import access_log_interceptor
+from chatbot_server.platform.access_log import AccessLogInterceptor, core_message_limit
 from chatbot_server.platform.database import (
     EmbeddedDatabase,
     PostgresProbe,
@@ -222,7 +222,13 @@ class ChatbotServer:
         self.answerer = answerer(settings, resources, self.experiments)
         self.server = grpc.aio.server(
             interceptors=_interceptors(settings, resources, self.api_keys),
-            options=_SERVER_OPTIONS,
+            options=[
+                *_SERVER_OPTIONS,
+                (
+                    "grpc.max_receive_message_length",
+                    core_message_limit(settings.server.max_receive_message_bytes),
+                ),
+            ],
         )
         add_services(
             self.server,
@@ -291,7 +297,10 @@ def _interceptors(
     settings: Settings, resources: Resources, api_keys: ApiKeyCache
 ) -> list[grpc.aio.ServerInterceptor]:
     """Outermost first: access log, identity, rate limit, budget gate."""
-    chain = [access_log_interceptor(), identity_interceptor(api_keys, settings.identity)]
+    chain = [
+        AccessLogInterceptor(settings.server.max_receive_message_bytes),
+        identity_interceptor(api_keys, settings.identity),
+    ]
     if settings.rate_limits.enabled:
         chain.append(rate_limit_interceptor(resources.rate_limiter, settings.rate_limits))
     chain.append(budget_gate_interceptor(resources.budget))

@@ -104,6 +104,8 @@ class ServerSettings:
     shutdown_grace_seconds: float = number("SHUTDOWN_GRACE_SECONDS", 15.0, 0.0)
     health_check_interval_seconds: float = number("HEALTH_CHECK_INTERVAL_SECONDS", 2.0, 0.05)
     dependency_timeout_seconds: float = number("DEPENDENCY_TIMEOUT_SECONDS", 2.0, 0.05)
+    # The largest request message accepted (an upload sends its file in pieces below this).
+    max_receive_message_bytes: int = integer("MAX_RECEIVE_MESSAGE_BYTES", 4 * 1024 * 1024, 1024)
 
 
 @dataclass(frozen=True)

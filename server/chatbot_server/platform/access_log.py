@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -32,14 +33,21 @@ log = structlog.get_logger("chatbot_server.access")
 _QUIET_SERVICES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
-def access_log_interceptor() -> AccessLogInterceptor:
-    return AccessLogInterceptor(_AccessLogged, preparing=_refusing_undecodable)
+def core_message_limit(max_message_bytes: int) -> int:
+    """grpc's own limit: above ours, so that a message a little too large reaches the
+    interceptor and is refused with details, yet bounded, since grpc buffers a whole message
+    before anyone sees it. Larger ones get grpc's plain RESOURCE_EXHAUSTED."""
+    return 2 * max_message_bytes
 
 
 class AccessLogInterceptor(AroundInterceptor):
-    """The access log around every handler. A request body that is not the method's message
-    reaches the handler as a marker and is refused inside the log, like any bad input,
-    instead of grpc's bare UNKNOWN with no log line."""
+    """The access log around every handler. A request body that is not the method's message,
+    or is larger than `max_message_bytes`, reaches the handler as a marker and is refused
+    inside the log, like any bad input, instead of grpc's bare status with no log line."""
+
+    def __init__(self, max_message_bytes: int) -> None:
+        super().__init__(_AccessLogged, preparing=_refusing_undecodable)
+        self.max_message_bytes = max_message_bytes
 
     async def intercept_service(
         self,
@@ -49,15 +57,27 @@ class AccessLogInterceptor(AroundInterceptor):
         handler = await super().intercept_service(continuation, handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
+        return handler._replace(
+            request_deserializer=_tolerant(handler.request_deserializer, self.max_message_bytes)
+        )
 
 
 class _Undecodable:
     """Stands for a request body that could not be parsed."""
 
 
-def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+@dataclass(frozen=True)
+class _TooLarge:
+    """Stands for a request body over the server's message limit."""
+
+    size: int
+    limit: int
+
+
+def _tolerant(deserializer: Callable[[bytes], Any], limit: int) -> Callable[[bytes], Any]:
     def deserialize(data: bytes) -> Any:
+        if len(data) > limit:
+            return _TooLarge(len(data), limit)
         try:
             return deserializer(data)
         except Exception:
@@ -70,6 +90,14 @@ def _refusing_undecodable(handler: grpc.RpcMethodHandler) -> Callable[[Any], Any
     def check(request: Any) -> Any:
         if isinstance(request, _Undecodable):
             raise bad_request("request", "the body is not a valid message of this method")
+        if isinstance(request, _TooLarge):
+            raise ServiceError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the message is {request.size:,} bytes; this server accepts at most "
+                f"{request.limit:,} (MAX_RECEIVE_MESSAGE_BYTES); send uploads in smaller pieces",
+                reason="MESSAGE_TOO_LARGE",
+                metadata={"size_bytes": str(request.size), "limit_bytes": str(request.limit)},
+            )
         return request
 
     async def check_each(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
