@@ -59,10 +59,14 @@ log = structlog.get_logger(__name__)
 _SERVER_OPTIONS = [
     # Without this a second server could silently share the port with a running one.
     ("grpc.so_reuseport", 0),
+    # The server pings an idle connection every minute and drops it after 20 s of silence.
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Clients may ping as often as they like, with or without calls in flight: grpc's default
+    # answers a client pinging more often than every 5 minutes (10 s here before) with
+    # GOAWAY too_many_pings, which breaks common client settings such as a 10 s keepalive.
+    ("grpc.http2.max_ping_strikes", 0),
 ]
 
 

@@ -32,6 +32,11 @@ class ChatServiceStub:
     peer address when anonymous). A conversation belongs to the identity and,
     when one was given, to the session id that created it; other callers get
     PERMISSION_DENIED.
+
+    Connections: clients may send HTTP/2 keepalive pings at any interval, with or
+    without calls in flight; the server pings connections idle for 60 s and
+    closes them after 20 s without an answer. Quiet answer streams carry
+    `heartbeat` events, so no client keepalive is needed to keep them open.
     """
 
     def __init__(self, channel):
@@ -79,6 +84,11 @@ class ChatServiceServicer:
     peer address when anonymous). A conversation belongs to the identity and,
     when one was given, to the session id that created it; other callers get
     PERMISSION_DENIED.
+
+    Connections: clients may send HTTP/2 keepalive pings at any interval, with or
+    without calls in flight; the server pings connections idle for 60 s and
+    closes them after 20 s without an answer. Quiet answer streams carry
+    `heartbeat` events, so no client keepalive is needed to keep them open.
     """
 
     def StreamAnswer(self, request, context):
@@ -176,6 +186,11 @@ class ChatService:
     peer address when anonymous). A conversation belongs to the identity and,
     when one was given, to the session id that created it; other callers get
     PERMISSION_DENIED.
+
+    Connections: clients may send HTTP/2 keepalive pings at any interval, with or
+    without calls in flight; the server pings connections idle for 60 s and
+    closes them after 20 s without an answer. Quiet answer streams carry
+    `heartbeat` events, so no client keepalive is needed to keep them open.
     """
 
     @staticmethod

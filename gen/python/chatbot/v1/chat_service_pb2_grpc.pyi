@@ -33,6 +33,11 @@ class ChatServiceStub:
     peer address when anonymous). A conversation belongs to the identity and,
     when one was given, to the session id that created it; other callers get
     PERMISSION_DENIED.
+
+    Connections: clients may send HTTP/2 keepalive pings at any interval, with or
+    without calls in flight; the server pings connections idle for 60 s and
+    closes them after 20 s without an answer. Quiet answer streams carry
+    `heartbeat` events, so no client keepalive is needed to keep them open.
     """
 
     @_typing.overload
@@ -67,6 +72,11 @@ class ChatServiceAsyncStub(ChatServiceStub):
     peer address when anonymous). A conversation belongs to the identity and,
     when one was given, to the session id that created it; other callers get
     PERMISSION_DENIED.
+
+    Connections: clients may send HTTP/2 keepalive pings at any interval, with or
+    without calls in flight; the server pings connections idle for 60 s and
+    closes them after 20 s without an answer. Quiet answer streams carry
+    `heartbeat` events, so no client keepalive is needed to keep them open.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -97,6 +107,11 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
     peer address when anonymous). A conversation belongs to the identity and,
     when one was given, to the session id that created it; other callers get
     PERMISSION_DENIED.
+
+    Connections: clients may send HTTP/2 keepalive pings at any interval, with or
+    without calls in flight; the server pings connections idle for 60 s and
+    closes them after 20 s without an answer. Quiet answer streams carry
+    `heartbeat` events, so no client keepalive is needed to keep them open.
     """
 
     @_abc_1.abstractmethod
