@@ -79,6 +79,15 @@ async def test_batch_upload_of_a_folder_with_progress_and_summary(
     assert (code, out.strip()) == (0, "queued 2 documents")
 
 
+async def test_upload_of_a_missing_path_is_one_line_and_exit_code_2(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere.pdf"
+    code, _, err = await chatbot(server, "documents", "upload", str(missing))
+    assert code == 2
+    assert err.strip() == f"chatbot: {missing}: No such file or directory"
+
+
 async def test_batch_upload_reports_documents_that_fail(
     server: RunningServer, database: MigratedDatabase, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     except grpc.aio.AioRpcError as error:
         print(f"chatbot: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
+    except OSError as error:
+        # A file to upload that is missing or unreadable: the caller's input, not a crash.
+        print(f"chatbot: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
 
 
 # Every command takes --api-key, before or after its name.
@@ -204,6 +209,8 @@ def _delete_conversation(client: SyncChatbotClient, args: argparse.Namespace) ->
 
 
 def _pdfs(path: Path) -> list[Path]:
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
     return [path]
