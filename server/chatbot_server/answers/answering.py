@@ -54,7 +54,7 @@ from chatbot_server.conversions import FINISH_REASONS, GROUNDINGS, retrieved_chu
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import ActiveExperiment, Assignment
-from chatbot_server.platform.errors import ServiceError
+from chatbot_server.platform.errors import ServiceError, embedding_unavailable
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.hybrid_search import Hit, SearchFilter, retrieve
 
@@ -365,11 +365,7 @@ class Answerer:
                 top_k, self._retrieval.similarity_threshold,
             )  # fmt: skip
         except EmbeddingError as error:
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE,
-                f"the question could not be embedded: {error}",
-                reason="EMBEDDINGS_UNAVAILABLE",
-            ) from error
+            raise embedding_unavailable("the question", error) from error
         outcome.retrieval_ms = elapsed_ms(started)
         return hits
 

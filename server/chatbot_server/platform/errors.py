@@ -57,6 +57,15 @@ def bad_request(field: str, description: str, *, reason: str = "INVALID_ARGUMENT
     )
 
 
+def embedding_unavailable(subject: str, error: Exception) -> ServiceError:
+    """UNAVAILABLE for a `subject` ("the query", "the question") the embedder failed on."""
+    return ServiceError(
+        grpc.StatusCode.UNAVAILABLE,
+        f"{subject} could not be embedded: {error}",
+        reason="EMBEDDINGS_UNAVAILABLE",
+    )
+
+
 _RPC_CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.OK: code_pb2.OK,
     grpc.StatusCode.CANCELLED: code_pb2.CANCELLED,

@@ -213,9 +213,8 @@ async def find_candidates(
     text_limit: int,
 ) -> list[Candidate]:
     """Up to `vector_limit` nearest chunks and `text_limit` full-text matches, in one round
-    trip."""
-    # One round trip: the pool's sessions carry the settings this statement needs
-    # (`platform.database.SEARCH_SESSION_SETTINGS`).
+    trip: the pool's sessions carry the settings this statement needs
+    (`platform.database.SEARCH_SESSION_SETTINGS`)."""
     rows = await pool.fetch(
         _CANDIDATES_SQL,
         query_vector, embedding_model, vector_limit,

@@ -19,7 +19,7 @@ from chatbot_server.documents.document_store import DocumentFilter, DocumentReco
 from chatbot_server.documents.pdf_extraction import PDF_MAGIC
 from chatbot_server.documents.upload_memory import HeldBytes, UploadMemory
 from chatbot_server.platform import pagination
-from chatbot_server.platform.errors import ServiceError, bad_request
+from chatbot_server.platform.errors import ServiceError, bad_request, embedding_unavailable
 from chatbot_server.platform.validation import bounded_int, bounded_text, language_code, parse_uuid
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.hybrid_search import SearchFilter, retrieve
@@ -214,11 +214,7 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         try:
             hits = await retrieve(self._pool, self._embedder, query, where, top_k, threshold, mode)
         except EmbeddingError as error:
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE,
-                f"the query could not be embedded: {error}",
-                reason="EMBEDDINGS_UNAVAILABLE",
-            ) from error
+            raise embedding_unavailable("the query", error) from error
         return pb.SearchResponse(
             results=[retrieved_chunk(hit) for hit in hits],
             embedding_model=self._embedder.model_name,
