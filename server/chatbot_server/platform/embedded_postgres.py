@@ -152,14 +152,19 @@ class EmbeddedPostgres:
         self._run("pg_ctl", "-D", str(self.pgdata), *args)
 
     def _run(self, program: str, *args: str) -> None:
-        result = subprocess.run(
-            [str(self._bin / program), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            **self._user_kwargs(),
-        )
+        for _ in range(2):
+            result = subprocess.run(
+                [str(self._bin / program), *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+                **self._user_kwargs(),
+            )
+            # A child killed by a signal between fork and exec (seen once as SIGSEGV, with
+            # gRPC's event-engine threads in the parent) never ran the tool: run it again.
+            if result.returncode >= 0:
+                break
         if result.returncode != 0:
             raise EmbeddedPostgresError(
                 f"{program} {' '.join(args)} failed ({result.returncode}): "
