@@ -5,8 +5,7 @@ COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY server server
 COPY clients clients
-COPY gen gen
-RUN pip install --no-cache-dir --no-deps .
+RUN pip install --no-cache-dir --no-deps ./clients .
 USER nobody
 EXPOSE 50051
 ENV GRPC_ADDRESS=0.0.0.0:50051

@@ -6,10 +6,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test lint bench eval generate check-generated lock redis-server clean
 
-$(INSTALLED): pyproject.toml requirements.lock
+$(INSTALLED): pyproject.toml clients/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e clients -e .
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
@@ -42,7 +42,7 @@ bench: install redis-server
 eval: install redis-server
 	$(BIN)/python scripts/evaluate.py
 
-## Regenerate gen/python from proto/ (Python code, .pyi stubs, documented descriptor set).
+## Regenerate clients/chatbot from proto/ (Python code, .pyi stubs, documented descriptor set).
 generate: install
 	$(BIN)/python scripts/generate_protos.py
 
@@ -53,7 +53,7 @@ check-generated: install
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	.lock-venv/bin/python -m pip install --quiet -e clients -e '.[dev]'
 	{ echo "# Exact versions of every dependency (runtime and dev), resolved for Python 3.11."; \
 	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > requirements.lock

@@ -1,7 +1,7 @@
 """Generates the Python code, `.pyi` stubs and documented descriptor set from `proto/`.
 
-python scripts/generate_protos.py          # writes gen/python/chatbot/v1/
-python scripts/generate_protos.py --check  # fails if gen/python is stale
+python scripts/generate_protos.py          # writes clients/chatbot/v1/
+python scripts/generate_protos.py --check  # fails if clients/chatbot is stale
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 THIRD_PARTY = ROOT / "third_party"
-OUTPUT_ROOT = ROOT / "gen" / "python"
+# The generated package ships in the client distribution (clients/pyproject.toml).
+OUTPUT_ROOT = ROOT / "clients"
 PACKAGE = Path("chatbot") / "v1"
 # Served by reflection so that `grpcurl describe` shows the contract's comments.
 DESCRIPTOR_SET = "descriptor_set.binpb"
@@ -51,6 +52,8 @@ def generate(output_root: Path) -> None:
         (package / "__init__.py").write_text(
             '"""Generated from proto/chatbot/v1; do not edit."""\n'
         )
+    # PEP 561: the .pyi stubs are what type checkers of downstream code read.
+    (output_root / "chatbot" / "py.typed").write_text("")
 
 
 def main() -> int:

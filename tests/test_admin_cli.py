@@ -13,7 +13,7 @@ from tests.test_cli import chatbot
 
 async def test_admin_commands_need_an_admin_key(server: RunningServer) -> None:
     code, _, err = await chatbot(server, "budget")
-    assert code == 1
+    assert code == 4  # EXIT_DENIED
     assert "PERMISSION_DENIED" in err and "admin role" in err
 
 
@@ -78,4 +78,4 @@ async def test_experiments_and_keys_from_the_command_line(
     assert code == 0, err
     assert "revoked" in out
     code, _, err = await chatbot(server, "--api-key", made_secret, "conversations", "list")
-    assert code == 1 and "UNAUTHENTICATED" in err
+    assert code == 4 and "UNAUTHENTICATED" in err

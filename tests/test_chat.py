@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import document_service_pb2 as documents_pb
-from chatbot_client import ChatbotClient
+from chatbot_client import AnswerStarted, ChatbotClient, SyncChatbotClient, TextDelta
 from chatbot_server.answers.fake_openai import Failure, FakeOpenAI, Reply
 from tests.conftest import LogSink
 from tests.databases import MigratedDatabase, create_test_database
@@ -426,3 +426,38 @@ async def test_reply_that_only_starts_like_the_marker_streams_unchanged(
     assert answer_text(events) == "NOT every port takes DMX; port 1 does [1]."
     assert len(events[-3].citations.citations) == 1
     assert events[-1].done.grounding == pb.GROUNDING_ANSWERED
+
+
+def _leave_each_answer_at_its_first_words(address: str, times: int) -> list[str]:
+    """Asks `times` questions with the blocking client, leaving each loop at the first text."""
+    request_ids = []
+    with SyncChatbotClient(address) as blocking:
+        for _ in range(times):
+            for event in blocking.ask(QUESTION):
+                if isinstance(event, AnswerStarted):
+                    request_ids.append(event.request_id)
+                if isinstance(event, TextDelta):
+                    break
+    return request_ids
+
+
+async def test_leaving_the_blocking_clients_answer_loop_cancels_the_answer(
+    chat_server: RunningServer, fake_llm: FakeOpenAI, chat_database: MigratedDatabase
+) -> None:
+    fake_llm.replies.clear()
+    fake_llm.replies.extend(
+        Reply([f"word{n} " for n in range(50)], piece_delay=0.1) for _ in range(3)
+    )
+    request_ids = await asyncio.to_thread(
+        _leave_each_answer_at_its_first_words, chat_server.address, 3
+    )
+
+    async def recorded() -> list[asyncpg.Record]:
+        found = await rows(
+            chat_database,
+            "SELECT finish_reason FROM answer_logs WHERE request_id = ANY($1::text[])",
+            request_ids,
+        )
+        return found if len(found) == 3 else []
+
+    assert [r["finish_reason"] for r in await eventually(recorded)] == ["cancelled"] * 3

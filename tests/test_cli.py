@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase
@@ -15,12 +18,13 @@ from tests.servers import RunningServer
 
 
 async def chatbot(
-    server: RunningServer, *args: str, env: dict[str, str] | None = None
+    server: RunningServer | str, *args: str, env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
     """Runs `chatbot --target SERVER ARGS`, without CHATBOT_API_KEY unless `env` sets it."""
     environment = {k: v for k, v in os.environ.items() if k != "CHATBOT_API_KEY"}
+    target = server if isinstance(server, str) else server.address
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chatbot_client", "--target", server.address, *args,
+        sys.executable, "-m", "chatbot_client", "--target", target, *args,
         env={**environment, **(env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -60,11 +64,11 @@ async def test_batch_upload_of_a_folder_with_progress_and_summary(
         server, "documents", "upload", str(tmp_path), "--process", "--tag", "batch"
     )
     assert code == 0, out + err
-    assert "2/2" in err
-    assert "documents: 2 uploaded, 0 already stored, 0 failed; pages: 5; chunks:" in out
+    assert "2/2" in err and "chunks " in err  # the bar followed WatchDocument's progress
+    assert out.startswith("2 files: 2 stored; 5 pages, ")
 
     code, out, _ = await chatbot(server, "documents", "upload", str(tmp_path))
-    assert "documents: 2 uploaded, 2 already stored, 0 failed" in out
+    assert out.startswith("2 files: 2 already stored; ")
 
     code, out, _ = await chatbot(server, "documents", "list", "--status", "ready")
     assert code == 0
@@ -123,7 +127,7 @@ async def test_ask_streams_the_answer_with_footnotes_and_conversations_list_it(
     code, out, _ = await chatbot(
         server, "conversations", "show", conversation_id, "--session", "cli"
     )
-    assert "you: What does a blinking red status LED mean?" in out
+    assert "\nyou, " in out and ":\nWhat does a blinking red status LED mean?" in out
     assert "  [1] XPD-42 Manual, p. 3" in out
 
     code, out, _ = await chatbot(
@@ -132,3 +136,70 @@ async def test_ask_streams_the_answer_with_footnotes_and_conversations_list_it(
     assert code == 0
     code, out, _ = await chatbot(server, "conversations", "list", "--session", "cli")
     assert out == ""
+
+
+async def test_every_data_command_prints_json_that_parses(
+    server: RunningServer, database: MigratedDatabase, tmp_path: Path
+) -> None:
+    await truncate_documents(database.owner_url)
+    manual = tmp_path / "xpd42.pdf"
+    manual.write_bytes(manual_pdf())
+
+    async def as_json(*args: str) -> Any:
+        code, out, err = await chatbot(server, *args, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    (uploaded,) = await as_json("documents", "upload", str(manual), "--process")
+    assert uploaded["error"] == "" and uploaded["already_stored"] is False
+    document_id = uploaded["document"]["document_id"]
+    assert uploaded["document"]["status"] == "DOCUMENT_STATUS_READY"
+    assert (await as_json("documents", "upload", str(tmp_path), "--dry-run"))[0]["size_bytes"] > 0
+    assert [d["document_id"] for d in await as_json("documents", "list")] == [document_id]
+    shown = await as_json("documents", "show", document_id)
+    assert shown["page_count"] == 3 and shown["filename"] == "xpd42.pdf"
+    hits = await as_json("search", "blinking red status LED")
+    assert hits["results"][0]["page_number"] == 3
+    answer = await as_json("ask", "What does a blinking red status LED mean?")
+    assert "blinks red" in answer["text"] and answer["finished"]["finish_reason"] == "stop"
+    assert answer["citations"][0]["page_number"] == 3
+    conversation_id = answer["started"]["conversation_id"]
+    listed = await as_json("conversations", "list")
+    assert conversation_id in [c["conversation_id"] for c in listed]
+    shown_conversation = await as_json("conversations", "show", conversation_id)
+    assert [m["role"] for m in shown_conversation["messages"]] == [
+        "MESSAGE_ROLE_USER",
+        "MESSAGE_ROLE_ASSISTANT",
+    ]
+    assert (await as_json("health"))["status"] == "SERVING"
+    code, out, err = await chatbot(server, "documents", "watch", document_id, "--json")
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["document"]["status"] == "DOCUMENT_STATUS_READY"
+    assert await as_json("conversations", "delete", conversation_id) == {"deleted": conversation_id}
+
+
+async def test_documents_show_is_readable(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    await truncate_documents(database.owner_url)
+    async with ChatbotClient(server.address) as client:
+        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
+        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+    code, out, err = await chatbot(server, "documents", "show", uploaded.document.document_id)
+    assert code == 0, err
+    fields = dict(line.split(":", 1) for line in out.splitlines())
+    assert fields["Title"].strip() == "XPD-42 Manual"
+    assert fields["Status"].strip() == "READY" and fields["Pages"].strip() == "3"
+    assert fields["File"].strip().endswith("KB)")
+    # Local wall-clock time, not epoch seconds.
+    assert re.fullmatch(r" +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \w+", fields["Processed"])
+
+
+async def test_errors_are_one_line_with_documented_exit_codes(server: RunningServer) -> None:
+    code, out, err = await chatbot(server, "documents", "show", "not-a-uuid")
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [err.strip()] and "INVALID_ARGUMENT" in err
+    code, _, err = await chatbot(server, "documents", "upload", "/nonexistent/file.pdf")
+    assert code == 2 and err.count("\n") == 1
+    code, _, err = await chatbot("127.0.0.1:1", "--timeout", "2", "health")
+    assert code == 3 and err.count("\n") == 1 and "UNAVAILABLE" in err

@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2
 
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
+from chatbot_client.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf, truncate_documents, wait_until_final
 from tests.pdfs import (
@@ -235,14 +236,14 @@ async def test_upload_cancelled_half_way_stores_nothing(client: ChatbotClient) -
 async def test_get_and_delete_answer_not_found_and_invalid_argument(client: ChatbotClient) -> None:
     missing = "00000000-0000-4000-8000-000000000000"
     for call in (client.get_document, client.delete_document, client.reprocess_document):
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
+        with pytest.raises(NotFoundError) as not_found:
             await call(missing)
-        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
-        assert _error_info(raised.value).reason == "DOCUMENT_NOT_FOUND"
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
+        assert not_found.value.code == grpc.StatusCode.NOT_FOUND
+        assert not_found.value.reason == "DOCUMENT_NOT_FOUND"
+        with pytest.raises(InvalidArgumentError) as invalid:
             await call("not-a-uuid")
-        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert _violations(raised.value) == ["document_id"]
+        assert invalid.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in invalid.value.field_violations] == ["document_id"]
 
 
 async def test_delete_removes_the_document_and_its_chunks(
@@ -253,9 +254,8 @@ async def test_delete_removes_the_document_and_its_chunks(
     assert await stored_chunks(database, uploaded.document.document_id)
     await client.delete_document(uploaded.document.document_id)
     assert await stored_chunks(database, uploaded.document.document_id) == []
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
+    with pytest.raises(NotFoundError):
         await client.get_document(uploaded.document.document_id)
-    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_list_filters_and_pages(client: ChatbotClient) -> None:
@@ -347,12 +347,10 @@ async def test_uploads_together_may_not_hold_more_than_the_upload_memory(
         async with ChatbotClient(running.address, timeout=30) as uploader:
             slow = asyncio.ensure_future(uploader.documents.UploadDocument(slow_upload()))
             await first_holding.wait()
-            with pytest.raises(grpc.aio.AioRpcError) as raised:
+            with pytest.raises(ResourceExhaustedError) as raised:
                 await uploader.upload_document(padded[1], title="refused for now")
-            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            info = error_details_pb2.ErrorInfo()
-            assert rich_status(raised.value).details[0].Unpack(info)
-            assert info.reason == "UPLOADS_BUSY"
+            assert raised.value.reason == "UPLOADS_BUSY"
+            assert raised.value.retry_delay is not None and raised.value.retry_delay > 0
             assert (await slow).document.title == "slow"
             accepted = await uploader.upload_document(padded[1], title="now accepted")
             assert accepted.document.status == pb.DOCUMENT_STATUS_PENDING

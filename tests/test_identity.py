@@ -252,8 +252,9 @@ async def test_the_client_library_sends_its_key_on_every_kind_of_call(
                 text_pdf(["Keyed upload."]), title="keyed"
             )  # stream-unary
             assert uploaded.document.document_id
-            events = [event async for event in client.ask("Is anything uploaded?")]  # unary-stream
-            conversation_id = events[0].started.conversation_id
+            answer = await client.answer("Is anything uploaded?")  # unary-stream
+            assert answer.started is not None
+            conversation_id = answer.started.conversation_id
             listed = [c.conversation_id async for c in client.list_conversations()]  # unary
             assert conversation_id in listed
     finally:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot_client import ChatbotClient
+from tests.conftest import LogSink
 from tests.databases import MigratedDatabase
 from tests.documents_support import manual_pdf, truncate_documents
+from tests.polling import eventually
 from tests.servers import RunningServer
 
 
@@ -49,3 +53,38 @@ async def test_offline_answer_says_when_nothing_matches(
     assert text == "The documents do not answer this question."
     assert events[-1].done.grounding == pb.GROUNDING_NOT_FOUND
     assert "no document matched the question" in events[-1].done.warnings
+
+
+async def test_a_call_cancelled_right_after_started_is_recorded_as_cancelled(
+    server: RunningServer, database: MigratedDatabase, log_sink: LogSink
+) -> None:
+    await truncate_documents(database.owner_url)
+    async with ChatbotClient(server.address) as client:
+        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
+        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+        call = client.chat.StreamAnswer(
+            pb.StreamAnswerRequest(question="What does a blinking red status LED mean?")
+        )
+        started = (await call.read()).started
+        call.cancel()
+
+    async def finished() -> list[dict[str, object]]:
+        return [
+            e
+            for e in log_sink.events("answer.finished")
+            if e.get("request_id") == started.request_id
+        ]
+
+    assert [e["finish_reason"] for e in await eventually(finished)] == ["cancelled"]
+    conn = await asyncpg.connect(database.owner_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT finish_reason, grounding FROM answer_logs WHERE request_id = $1",
+            started.request_id,
+        )
+    finally:
+        await conn.close()
+    assert row is not None and (row["finish_reason"], row["grounding"]) == (
+        "cancelled",
+        "unspecified",
+    )

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
-import grpc
 import pytest
 import pytest_asyncio
 
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
+from chatbot_client.errors import UnavailableError
 from chatbot_server.answers.fake_openai import Failure, FakeOpenAI
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf, truncate_documents
@@ -113,9 +113,13 @@ async def test_search_answers_unavailable_when_the_endpoint_fails(
     remote: tuple[RunningServer, FakeOpenAI],
 ) -> None:
     running, fake = remote
-    fake.failures.append(Failure(503))
+    # The client retries a read refused UNAVAILABLE up to 4 attempts in all.
+    fake.failures.extend([Failure(503)] * 4)
     async with ChatbotClient(running.address) as client:
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
+        with pytest.raises(UnavailableError) as raised:
             await client.search("anything")
-    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "HTTP 503" in (raised.value.details() or "")
+        assert raised.value.reason == "EMBEDDINGS_UNAVAILABLE"
+        assert "HTTP 503" in raised.value.message
+        fake.failures.extend([Failure(503)] * 2)
+        assert (await client.search("anything")).embedding_model  # the third attempt
+    assert not fake.failures

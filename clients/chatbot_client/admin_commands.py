@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.v1 import admin_service_pb2 as pb
+from chatbot_client.output import print_json
 from chatbot_client.sync_client import SyncChatbotClient
 
 Handler = Callable[[SyncChatbotClient, argparse.Namespace], int]
@@ -89,6 +90,8 @@ def _usd(amount: float) -> str:
 
 def _cost_report(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     report = client.cost_report(args.days)
+    if args.json:
+        return print_json(report)
     start = report.start_time.ToDatetime().date()
     end = report.end_time.ToDatetime().date()
     total = report.total
@@ -147,6 +150,8 @@ def _budget_line(status: pb.BudgetStatus) -> str:
 
 def _budget(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     response = client.budget_status(args.key)
+    if args.json:
+        return print_json(response)
     print(_budget_line(response.budget))
     if response.HasField("key_budget"):
         print(_budget_line(response.key_budget))
@@ -187,6 +192,8 @@ def _create_experiment(client: SyncChatbotClient, args: argparse.Namespace) -> i
             active=args.start,
         )
     )
+    if args.json:
+        return print_json(experiment)
     print(_experiment_line(experiment))
     return 0
 
@@ -198,13 +205,18 @@ def _experiment_line(experiment: pb.Experiment) -> str:
 
 
 def _list_experiments(client: SyncChatbotClient, args: argparse.Namespace) -> int:
-    for experiment in client.list_experiments():
+    experiments = client.list_experiments()
+    if args.json:
+        return print_json(experiments)
+    for experiment in experiments:
         print(_experiment_line(experiment))
     return 0
 
 
 def _show_experiment(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     results = client.experiment_results(args.experiment_id)
+    if args.json:
+        return print_json(results)
     print(_experiment_line(results.experiment))
     if results.experiment.description:
         print(results.experiment.description)
@@ -219,7 +231,10 @@ def _show_experiment(client: SyncChatbotClient, args: argparse.Namespace) -> int
 
 
 def _stop_experiment(client: SyncChatbotClient, args: argparse.Namespace) -> int:
-    print(_experiment_line(client.stop_experiment(args.experiment_id)))
+    stopped = client.stop_experiment(args.experiment_id)
+    if args.json:
+        return print_json(stopped)
+    print(_experiment_line(stopped))
     return 0
 
 
@@ -238,6 +253,8 @@ def _create_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
         args.name, _ROLES[args.role], daily_budget_usd=args.daily_budget_usd,
         rate_limit=args.rate_limit,
     )  # fmt: skip
+    if args.json:
+        return print_json(created)
     print(_key_line(created.api_key))
     print("The secret is shown only now; send it as 'authorization: Bearer <secret>':")
     print(created.secret)
@@ -245,7 +262,10 @@ def _create_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
 
 
 def _list_keys(client: SyncChatbotClient, args: argparse.Namespace) -> int:
-    for key in client.list_api_keys(args.all):
+    keys = client.list_api_keys(args.all)
+    if args.json:
+        return print_json(keys)
+    for key in keys:
         print(_key_line(key))
     return 0
 
@@ -261,11 +281,16 @@ def _revoke_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
         problem = "no key has" if not matches else f"{len(matches)} keys have"
         print(f"chatbot: {problem} the id or prefix {wanted!r}", file=sys.stderr)
         return 1
-    print(_key_line(client.revoke_api_key(matches[0].api_key_id)))
+    revoked = client.revoke_api_key(matches[0].api_key_id)
+    if args.json:
+        return print_json(revoked)
+    print(_key_line(revoked))
     return 0
 
 
 def _clear_rate_limits(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     cleared = client.clear_rate_limits(args.identity)
+    if args.json:
+        return print_json({"cleared_count": cleared})
     print(f"cleared {cleared} rate-limit counters of {args.identity or 'every identity'}")
     return 0

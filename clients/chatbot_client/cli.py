@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +19,16 @@ from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client.admin_commands import add_admin_commands
+from chatbot_client.errors import ChatbotError
+from chatbot_client.events import (
+    Answer,
+    AnswerFinished,
+    AnswerStarted,
+    Citations,
+    TextDelta,
+    Usage,
+)
+from chatbot_client.output import jsonable, local_time, print_json, size
 from chatbot_client.sync_client import SyncChatbotClient
 
 _STATUSES = {
@@ -25,6 +36,21 @@ _STATUSES = {
     "processing": pb.DOCUMENT_STATUS_PROCESSING,
     "ready": pb.DOCUMENT_STATUS_READY,
     "failed": pb.DOCUMENT_STATUS_FAILED,
+}
+
+
+# Exit codes (README, "Command line"): what a script calling `chatbot` can branch on.
+EXIT_OK = 0
+EXIT_FAILED = 1  # the server refused the call, or a document failed processing
+EXIT_USAGE = 2  # wrong arguments, or a local file that is missing or unreadable
+EXIT_UNREACHABLE = 3  # no server answered in time (UNAVAILABLE, DEADLINE_EXCEEDED)
+EXIT_DENIED = 4  # missing, unknown or insufficient API key
+EXIT_INTERRUPTED = 130  # Ctrl-C
+_EXIT_CODES = {
+    grpc.StatusCode.UNAVAILABLE: EXIT_UNREACHABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: EXIT_UNREACHABLE,
+    grpc.StatusCode.UNAUTHENTICATED: EXIT_DENIED,
+    grpc.StatusCode.PERMISSION_DENIED: EXIT_DENIED,
 }
 
 
@@ -36,24 +62,37 @@ def main(argv: list[str] | None = None) -> int:
         with SyncChatbotClient(args.target, timeout=args.timeout, api_key=args.api_key) as client:
             handler: Callable[[SyncChatbotClient, argparse.Namespace], int] = args.handler
             return handler(client, args)
-    except grpc.aio.AioRpcError as error:
-        print(f"chatbot: {error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
+    except ChatbotError as error:
+        print(f"chatbot: {_error_line(error)}", file=sys.stderr)
+        return _EXIT_CODES.get(error.code, EXIT_FAILED)
     except OSError as error:
         # A file to upload that is missing or unreadable: the caller's input, not a crash.
         print(f"chatbot: {error.filename}: {error.strerror}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
-# Every command takes --api-key, before or after its name.
-_API_KEY = argparse.ArgumentParser(add_help=False)
-_API_KEY.add_argument(
+def _error_line(error: ChatbotError) -> str:
+    fields = "; ".join(f"{v.field}: {v.description}" for v in error.field_violations)
+    message = fields if fields and not error.message else error.message
+    retry = f" (retry in {error.retry_delay:.0f} s)" if error.retry_delay else ""
+    return f"{error.code.name}: {message}{retry}"
+
+
+# Every command takes --api-key and --json, before or after its name.
+_COMMON = argparse.ArgumentParser(add_help=False)
+_COMMON.add_argument(
     "--api-key", default=argparse.SUPPRESS, help="API key (default: $CHATBOT_API_KEY)"
+)
+_COMMON.add_argument(
+    "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for programs"
 )
 
 
 def _add(subparsers: Any, name: str, **options: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(name, parents=[_API_KEY], **options)
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, parents=[_COMMON], **options)
     return parser
 
 
@@ -66,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("CHATBOT_API_KEY") or None,
         help="API key sent as 'authorization: Bearer' (default: $CHATBOT_API_KEY)",
     )
+    parser.add_argument("--json", action="store_true", help="print JSON for programs")
     commands = parser.add_subparsers(dest="command", required=True)
     add_admin_commands(commands, _add)
 
@@ -134,49 +174,66 @@ def _parser() -> argparse.ArgumentParser:
 
 def _health(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     status = client.health(args.service)
-    print(status)
-    return 0 if status == "SERVING" else 1
+    if args.json:
+        print_json({"service": args.service, "status": status})
+    else:
+        print(status)
+    return EXIT_OK if status == "SERVING" else EXIT_FAILED
 
 
 def _search(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     response = client.search(
         args.query, top_k=args.top_k, document_ids=args.document, tags=args.tag
     )
+    if args.json:
+        return print_json(response)
     for rank, hit in enumerate(response.results, start=1):
         section = f" · {hit.section_title}" if hit.section_title else ""
         print(f"{rank:>2}. {hit.relevance_score:.2f}  {hit.document_title}, p. {hit.page_number}"
               f"{section}\n    {_shorten(hit.text, 200)}")  # fmt: skip
     print(f"({len(response.results)} results in {response.took_ms} ms)")
-    return 0
+    return EXIT_OK
 
 
 def _ask(client: SyncChatbotClient, args: argparse.Namespace) -> int:
-    citations: list[common_pb2.Citation] = []
-    for event in client.ask(
+    events = client.ask(
         args.question,
         conversation_id=args.conversation,
         session_id=args.session,
         language=args.language,
-    ):
-        kind = event.WhichOneof("event")
-        if kind == "started" and event.started.offline:
-            print("(offline: no language model; quoting the documents)", file=sys.stderr)
-        elif kind == "delta":
-            print(event.delta.text, end="", flush=True)
-        elif kind == "citations":
-            citations = list(event.citations.citations)
-        elif kind == "usage":
-            usage = event.usage
-            model, cost = usage.model or "offline", usage.usage.cost_usd
-            summary = f"{usage.usage.total_tokens} tokens, ${cost:.6f}, {usage.total_ms} ms"
-            print(f"\n({model}, {summary})", file=sys.stderr)
-        elif kind == "done":
-            for warning in event.done.warnings:
-                print(f"note: {warning}", file=sys.stderr)
+    )
+    if args.json:
+        answer = Answer.from_events(events)
+        print_json(answer)
+        return _answer_exit_code(answer.finished)
+    finished: AnswerFinished | None = None
+    citations: tuple[common_pb2.Citation, ...] = ()
+    for event in events:
+        match event:
+            case AnswerStarted(offline=True):
+                print("(offline: no language model; quoting the documents)", file=sys.stderr)
+            case TextDelta(text=text):
+                print(text, end="", flush=True)
+            case Citations():
+                citations = event.citations
+            case Usage(model=model, total_tokens=tokens, cost_usd=cost, total_ms=ms):
+                print(f"\n({model or 'offline'}, {tokens} tokens, ${cost:.6f}, {ms} ms)",
+                      file=sys.stderr)  # fmt: skip
+            case AnswerFinished():
+                finished = event
+                for warning in event.warnings:
+                    print(f"note: {warning}", file=sys.stderr)
     print()
     for citation in citations:
         print(f"[{citation.number}] {_where(citation)}")
-    return 0
+    if finished is not None and finished.error is not None:
+        print(f"chatbot: the answer failed: {_error_line(finished.error)}", file=sys.stderr)
+    return _answer_exit_code(finished)
+
+
+def _answer_exit_code(finished: AnswerFinished | None) -> int:
+    ended_well = finished is not None and finished.finish_reason in ("stop", "length")
+    return EXIT_OK if ended_well else EXIT_FAILED
 
 
 def _where(citation: common_pb2.Citation) -> str:
@@ -185,27 +242,42 @@ def _where(citation: common_pb2.Citation) -> str:
 
 
 def _conversations(client: SyncChatbotClient, args: argparse.Namespace) -> int:
-    for conversation in client.list_conversations(args.session):
-        print(f"{conversation.conversation_id}  {conversation.message_count:>3} messages  "
-              f"{conversation.title}")  # fmt: skip
-    return 0
+    conversations = list(client.list_conversations(args.session))
+    if args.json:
+        return print_json(conversations)
+    for conversation in conversations:
+        print(f"{conversation.conversation_id}  {local_time(conversation.update_time)}  "
+              f"{conversation.message_count:>3} messages  {conversation.title}")  # fmt: skip
+    if not conversations:
+        whose = f"session {args.session!r}" if args.session else "no session (use --session)"
+        print(f"no conversations of this caller with {whose}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _conversation(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     found = client.get_conversation(args.conversation_id, args.session)
-    print(f"# {found.conversation.title}")
+    if args.json:
+        return print_json(found)
+    conversation = found.conversation
+    print(f"# {conversation.title or '(untitled)'}")
+    print(f"id {conversation.conversation_id}; started {local_time(conversation.create_time)}; "
+          f"last message {local_time(conversation.update_time)}")  # fmt: skip
     for message in found.messages:
         who = "you" if message.role == chat_pb.MESSAGE_ROLE_USER else "assistant"
-        print(f"\n{who}: {message.content}")
+        state = chat_pb.MessageStatus.Name(message.status).removeprefix("MESSAGE_STATUS_")
+        note = "" if state in ("COMPLETE", "UNSPECIFIED") else f" ({state.lower()})"
+        print(f"\n{who}, {local_time(message.create_time)}{note}:\n{message.content}")
         for citation in message.citations:
             print(f"  [{citation.number}] {_where(citation)}")
-    return 0
+    return EXIT_OK
 
 
 def _delete_conversation(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     client.delete_conversation(args.conversation_id, args.session)
+    if args.json:
+        return print_json({"deleted": args.conversation_id})
     print(f"deleted {args.conversation_id}")
-    return 0
+    return EXIT_OK
 
 
 def _pdfs(path: Path) -> list[Path]:
@@ -218,27 +290,32 @@ def _pdfs(path: Path) -> list[Path]:
 
 def _upload_dry_run(args: argparse.Namespace) -> int:
     files = _pdfs(args.path)
+    if args.json:
+        return print_json([{"path": str(f), "size_bytes": f.stat().st_size} for f in files])
     for file in files:
-        print(f"would upload {file} ({file.stat().st_size:,} bytes)")
-    print(f"{len(files)} files, {sum(f.stat().st_size for f in files):,} bytes; nothing sent")
-    return 0
+        print(f"would upload {file} ({size(file.stat().st_size)})")
+    total = sum(f.stat().st_size for f in files)
+    print(f"{_count(len(files), 'file')}, {size(total)}; nothing sent")
+    return EXIT_OK
 
 
 @dataclass
-class _UploadSummary:
-    uploaded: int = 0
-    already_stored: int = 0
-    failed: list[str] = field(default_factory=list)
-    pages: int = 0
-    chunks: int = 0
+class _FileResult:
+    path: str
+    document: pb.Document | None = None
+    already_stored: bool = False
+    error: str = ""
 
 
 def _upload(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     files = _pdfs(args.path)
     started = time.monotonic()
-    summary = _UploadSummary()
+    bar = _ProgressBar(sys.stderr, enabled=not args.json)
+    results: list[_FileResult] = []
     for index, file in enumerate(files):
-        _progress(sys.stderr, index, len(files), file.name)
+        result = _FileResult(str(file))
+        results.append(result)
+        bar.show(index, len(files), file.name, "uploading")
         try:
             response = client.upload_document(
                 file,
@@ -247,77 +324,149 @@ def _upload(client: SyncChatbotClient, args: argparse.Namespace) -> int:
                 tags=args.tag,
                 overwrite=args.overwrite,
             )
-        except grpc.aio.AioRpcError as error:
-            summary.failed.append(f"{file}: {error.code().name}: {error.details()}")
+        except ChatbotError as error:
+            result.error = _error_line(error)
             continue
-        summary.uploaded += 1
-        summary.already_stored += response.deduplicated
-        document = response.document
+        result.document, result.already_stored = response.document, response.deduplicated
         if args.process:
-            document = client.wait_for_document(document.document_id)
-            if document.status == pb.DOCUMENT_STATUS_FAILED:
-                summary.failed.append(f"{file}: {document.error}")
-        summary.pages += document.page_count
-        summary.chunks += document.chunk_count
-    _progress(sys.stderr, len(files), len(files), "done")
-    print(file=sys.stderr)
-    for failure in summary.failed:
-        print(f"failed: {failure}")
-    processed = "" if args.process else " (processing continues on the server)"
-    print(
-        f"documents: {summary.uploaded} uploaded, {summary.already_stored} already stored, "
-        f"{len(summary.failed)} failed; pages: {summary.pages}; chunks: {summary.chunks}; "
-        f"seconds: {time.monotonic() - started:.1f}{processed}"
-    )
-    return 1 if summary.failed else 0
+            for update in client.watch_document(response.document.document_id):
+                result.document = update.document
+                bar.show(index, len(files), file.name, _processing_state(update))
+            if result.document.status == pb.DOCUMENT_STATUS_FAILED:
+                result.error = result.document.error
+    bar.finish()
+    failed = [r for r in results if r.error]
+    if args.json:
+        print_json(results)
+        return EXIT_FAILED if failed else EXIT_OK
+    for result in failed:
+        print(f"failed: {result.path}: {result.error}")
+    stored = [r for r in results if r.document is not None and not r.already_stored]
+    known = [r for r in results if r.already_stored]
+    parts = [f"{len(stored)} stored"] if stored or not known else []
+    parts += [f"{len(known)} already stored"] if known else []
+    parts += [f"{len(failed)} failed"] if failed else []
+    documents = [r.document for r in results if r.document is not None]
+    pages = sum(d.page_count for d in documents)
+    chunks = sum(d.chunk_count for d in documents)
+    processed = "" if args.process else "; processing continues on the server"
+    print(f"{_count(len(files), 'file')}: {', '.join(parts)}; {_count(pages, 'page')}, "
+          f"{_count(chunks, 'chunk')}; {time.monotonic() - started:.1f} s{processed}")  # fmt: skip
+    return EXIT_FAILED if failed else EXIT_OK
 
 
-def _progress(stream: TextIO, done: int, total: int, name: str) -> None:
-    width = 30
-    filled = width * done // total if total else width
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}")
-    stream.flush()
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def _processing_state(update: pb.WatchDocumentResponse) -> str:
+    status = _status_name(update.document).lower()
+    if update.chunks_total:
+        return (f"{status}: {_count(update.pages_done, 'page')}, "
+                f"chunks {update.chunks_done}/{update.chunks_total}")  # fmt: skip
+    return "extracting text" if status == "processing" else status
+
+
+class _ProgressBar:
+    """One line on a terminal, redrawn in place: files done, this file's state."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._shown = False
+
+    def show(self, done: int, total: int, name: str, state: str) -> None:
+        if not self._enabled:
+            return
+        filled = self.WIDTH * done // total if total else self.WIDTH
+        line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} {name[:30]}: {state}"
+        self._stream.write(f"\r{line[:110]:<110}")
+        self._stream.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            self._stream.write("\r" + " " * 110 + "\r")
+            self._stream.flush()
 
 
 def _list(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     status = _STATUSES[args.status] if args.status else pb.DOCUMENT_STATUS_UNSPECIFIED
-    for document in client.list_documents(status=status, tag=args.tag, language=args.language):
+    documents = list(client.list_documents(status=status, tag=args.tag, language=args.language))
+    if args.json:
+        return print_json(documents)
+    for document in documents:
         print(_document_line(document))
-    return 0
+    return EXIT_OK
 
 
 def _show(client: SyncChatbotClient, args: argparse.Namespace) -> int:
-    print(client.get_document(args.document_id))
-    return 0
+    document = client.get_document(args.document_id)
+    if args.json:
+        return print_json(document)
+    rows = [
+        ("Title", document.title),
+        ("Id", document.document_id),
+        ("File", f"{document.filename} ({size(document.size_bytes)})"),
+        ("SHA-256", document.sha256),
+        ("Status", _status_name(document)),
+        ("Pages", str(document.page_count)),
+        ("Chunks", str(document.chunk_count)),
+        ("Language", document.language or "-"),
+        ("Type", document.document_type or "-"),
+        ("Tags", ", ".join(document.tags) or "-"),
+        ("Embedded by", document.embedding_model or "-"),
+        ("Uploaded", local_time(document.create_time)),
+        ("Updated", local_time(document.update_time)),
+        ("Processed", local_time(document.process_time)),
+    ]
+    rows += [("Error", document.error)] if document.error else []
+    rows += [("Warning", warning) for warning in document.warnings]
+    for label, value in rows:
+        print(f"{label + ':':<13}{value}")
+    return EXIT_OK
 
 
 def _delete(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     client.delete_document(args.document_id)
+    if args.json:
+        return print_json({"deleted": args.document_id})
     print(f"deleted {args.document_id}")
-    return 0
+    return EXIT_OK
 
 
 def _reprocess(client: SyncChatbotClient, args: argparse.Namespace) -> int:
-    print(_document_line(client.reprocess_document(args.document_id)))
-    return 0
+    document = client.reprocess_document(args.document_id)
+    if args.json:
+        return print_json(document)
+    print(_document_line(document))
+    return EXIT_OK
 
 
 def _reprocess_all(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     status = _STATUSES[args.status] if args.status else pb.DOCUMENT_STATUS_UNSPECIFIED
-    print(f"queued {client.reprocess_all_documents(status)} documents")
-    return 0
+    queued = client.reprocess_all_documents(status)
+    if args.json:
+        return print_json({"queued_count": queued})
+    print(f"queued {_count(queued, 'document')}")
+    return EXIT_OK
 
 
 def _watch(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     document = None
     for update in client.watch_document(args.document_id):
         document = update.document
-        print(f"{_status_name(document):<10} pages {update.pages_done} "
-              f"chunks {update.chunks_done}/{update.chunks_total}")  # fmt: skip
+        if args.json:
+            print(json.dumps(jsonable(update), ensure_ascii=False), flush=True)
+        else:
+            print(_processing_state(update), flush=True)
     if document is not None and document.status == pb.DOCUMENT_STATUS_FAILED:
-        print(f"failed: {document.error}")
-        return 1
-    return 0
+        if not args.json:
+            print(f"failed: {document.error}")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _status_name(document: pb.Document) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import (
@@ -21,37 +20,103 @@ from chatbot.v1 import (
     document_service_pb2,
     document_service_pb2_grpc,
 )
-from chatbot_client.auth import api_key_interceptors
+from chatbot_client.channel import open_channel
+from chatbot_client.errors import chatbot_errors
+from chatbot_client.events import Answer, AnswerEvent, answer_event
 
 pb = document_service_pb2
 chat_pb = chat_service_pb2
+T = TypeVar("T")
 UPLOAD_PIECE_BYTES = 256 * 1024
 _FINAL = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
+# Seconds a call may take unless the caller says otherwise; other methods use `timeout`.
+DEFAULT_DEADLINES: Mapping[str, float] = {
+    "UploadDocument": 600.0,
+    "StreamAnswer": 300.0,
+    "WatchDocument": 3600.0,
+}
+# grpc.health.v1 messages are wire-compatible with these wrappers (field 1: a string; an
+# enum), which spares the client a dependency on grpcio-health-checking.
+_HEALTH_STATUSES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 
 
 class ChatbotClient:
     """Use as `async with ChatbotClient("127.0.0.1:50051") as client: ...`.
 
-    The stubs (`chat`, `documents`, `admin`) reach every RPC; the methods below are the
-    common calls with Python types, pagination and streaming taken care of.
+    The methods below cover every RPC with Python types, default deadlines, pagination and
+    streaming taken care of, and raise `chatbot_client.errors.ChatbotError` subclasses. The
+    raw stubs (`chat`, `documents`, `admin`) stay available and raise grpc's own errors.
+
+    `timeout`: seconds per call for methods without their own default (`DEFAULT_DEADLINES`,
+    overridden by `deadlines`); every method also takes `timeout=` for one call.
+    `tls` / `root_certificates` (PEM): connect over TLS. `metadata`: headers sent with every
+    call. Idempotent reads are retried when the server is UNAVAILABLE.
     """
 
-    def __init__(self, target: str, *, timeout: float = 30.0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        deadlines: Mapping[str, float] | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
         self.target = target
         self.timeout = timeout
-        interceptors = api_key_interceptors(api_key) if api_key else None
-        self._channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+        self.deadlines = {**DEFAULT_DEADLINES, **(deadlines or {})}
+        self._channel = open_channel(
+            target,
+            api_key=api_key,
+            metadata=metadata,
+            tls=tls,
+            root_certificates=root_certificates,
+            options=options,
+        )
         self.chat = chat_service_pb2_grpc.ChatServiceStub(self._channel)
         self.documents = document_service_pb2_grpc.DocumentServiceStub(self._channel)
         self.admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-
-    async def health(self, service: str = "") -> str:
-        """The serving status of the server ("") or of one service, e.g. "SERVING"."""
-        response = await self._health.Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout
+        self._health_check = self._channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=StringValue.SerializeToString,
+            response_deserializer=Int32Value.FromString,
         )
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+    def _deadline(self, method: str, timeout: float | None) -> float:
+        if timeout is not None:
+            return timeout
+        return self.deadlines.get(method, self.timeout)
+
+    async def _call(
+        self, method: str, rpc: Callable[..., Any], request: Any, timeout: float | None
+    ) -> Any:
+        """One unary (or client-streaming) call with its deadline and typed errors."""
+        with chatbot_errors():
+            return await rpc(request, timeout=self._deadline(method, timeout))
+
+    async def _stream(
+        self, method: str, rpc: Callable[..., Any], request: Any, timeout: float | None
+    ) -> AsyncIterator[Any]:
+        """A server stream's messages; stopping early cancels the call on the server."""
+        call = rpc(request, timeout=self._deadline(method, timeout))
+        try:
+            with chatbot_errors():
+                async for message in call:
+                    yield message
+        finally:
+            call.cancel()
+
+    async def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """The serving status of the server ("") or of one service, e.g. "SERVING"."""
+        response = await self._call(
+            "Check", self._health_check, StringValue(value=service), timeout
+        )
+        return _HEALTH_STATUSES.get(response.value, "UNKNOWN")
+
+    # DocumentService
 
     async def upload_document(
         self,
@@ -63,6 +128,7 @@ class ChatbotClient:
         document_type: str = "",
         tags: Iterable[str] = (),
         overwrite: bool = False,
+        timeout: float | None = None,
     ) -> pb.UploadDocumentResponse:
         """Streams a PDF (bytes, or a file read piece by piece) with its metadata."""
         if isinstance(source, Path):
@@ -80,14 +146,20 @@ class ChatbotClient:
             size_bytes=size,
             sha256=digest,
         )
-        response: pb.UploadDocumentResponse = await self.documents.UploadDocument(
-            _upload_messages(metadata, source), timeout=self.timeout
+        response: pb.UploadDocumentResponse = await self._call(
+            "UploadDocument",
+            self.documents.UploadDocument,
+            _upload_messages(metadata, source),
+            timeout,
         )
         return response
 
-    async def get_document(self, document_id: str) -> pb.Document:
-        response: pb.GetDocumentResponse = await self.documents.GetDocument(
-            pb.GetDocumentRequest(document_id=document_id), timeout=self.timeout
+    async def get_document(self, document_id: str, *, timeout: float | None = None) -> pb.Document:
+        response: pb.GetDocumentResponse = await self._call(
+            "GetDocument",
+            self.documents.GetDocument,
+            pb.GetDocumentRequest(document_id=document_id),
+            timeout,
         )
         return response.document
 
@@ -99,10 +171,13 @@ class ChatbotClient:
         document_type: str = "",
         tag: str = "",
         page_size: int = 100,
+        timeout: float | None = None,
     ) -> AsyncIterator[pb.Document]:
         """Every matching document, newest first, fetching pages as needed."""
         async for page in _pages(
-            lambda token: self.documents.ListDocuments(
+            lambda token: self._call(
+                "ListDocuments",
+                self.documents.ListDocuments,
                 pb.ListDocumentsRequest(
                     page_size=page_size,
                     page_token=token,
@@ -111,40 +186,63 @@ class ChatbotClient:
                     document_type=document_type,
                     tag=tag,
                 ),
-                timeout=self.timeout,
+                timeout,
             )
         ):
             for document in page.documents:
                 yield document
 
-    async def delete_document(self, document_id: str) -> None:
-        await self.documents.DeleteDocument(
-            pb.DeleteDocumentRequest(document_id=document_id), timeout=self.timeout
+    async def delete_document(self, document_id: str, *, timeout: float | None = None) -> None:
+        await self._call(
+            "DeleteDocument",
+            self.documents.DeleteDocument,
+            pb.DeleteDocumentRequest(document_id=document_id),
+            timeout,
         )
 
-    async def reprocess_document(self, document_id: str) -> pb.Document:
-        response: pb.ReprocessDocumentResponse = await self.documents.ReprocessDocument(
-            pb.ReprocessDocumentRequest(document_id=document_id), timeout=self.timeout
+    async def reprocess_document(
+        self, document_id: str, *, timeout: float | None = None
+    ) -> pb.Document:
+        response: pb.ReprocessDocumentResponse = await self._call(
+            "ReprocessDocument",
+            self.documents.ReprocessDocument,
+            pb.ReprocessDocumentRequest(document_id=document_id),
+            timeout,
         )
         return response.document
 
     async def reprocess_all_documents(
-        self, status: pb.DocumentStatus.ValueType = pb.DOCUMENT_STATUS_UNSPECIFIED
+        self,
+        status: pb.DocumentStatus.ValueType = pb.DOCUMENT_STATUS_UNSPECIFIED,
+        *,
+        timeout: float | None = None,
     ) -> int:
-        response = await self.documents.ReprocessAllDocuments(
-            pb.ReprocessAllDocumentsRequest(status=status), timeout=self.timeout
+        """Queues every document (in `status`, if given) for processing; how many."""
+        response: pb.ReprocessAllDocumentsResponse = await self._call(
+            "ReprocessAllDocuments",
+            self.documents.ReprocessAllDocuments,
+            pb.ReprocessAllDocumentsRequest(status=status),
+            timeout,
         )
-        return int(response.queued_count)
+        return response.queued_count
 
-    async def watch_document(self, document_id: str) -> AsyncIterator[pb.WatchDocumentResponse]:
+    async def watch_document(
+        self, document_id: str, *, timeout: float | None = None
+    ) -> AsyncIterator[pb.WatchDocumentResponse]:
         """Status and progress updates until the document is READY or FAILED."""
-        call = self.documents.WatchDocument(pb.WatchDocumentRequest(document_id=document_id))
-        async for update in call:
+        async for update in self._stream(
+            "WatchDocument",
+            self.documents.WatchDocument,
+            pb.WatchDocumentRequest(document_id=document_id),
+            timeout,
+        ):
             yield update
 
-    async def wait_for_document(self, document_id: str) -> pb.Document:
+    async def wait_for_document(
+        self, document_id: str, *, timeout: float | None = None
+    ) -> pb.Document:
         """The document once it is READY or FAILED."""
-        async for update in self.watch_document(document_id):
+        async for update in self.watch_document(document_id, timeout=timeout):
             if update.document.status in _FINAL:
                 return update.document
         return await self.get_document(document_id)
@@ -160,24 +258,24 @@ class ChatbotClient:
         tags: Iterable[str] = (),
         similarity_threshold: float = 0.0,
         mode: common_pb2.RetrievalMode.ValueType = common_pb2.RETRIEVAL_MODE_UNSPECIFIED,
+        timeout: float | None = None,
     ) -> pb.SearchResponse:
         """The chunks most relevant to `query`, without a language model."""
-        response: pb.SearchResponse = await self.documents.Search(
+        response: pb.SearchResponse = await self._call(
+            "Search",
+            self.documents.Search,
             pb.SearchRequest(
                 query=query,
                 top_k=top_k,
                 similarity_threshold=similarity_threshold,
                 mode=mode,
-                filter=common_pb2.RetrievalFilter(
-                    document_ids=list(document_ids),
-                    language=language,
-                    document_type=document_type,
-                    tags=list(tags),
-                ),
+                filter=_filter(document_ids, language, document_type, tags),
             ),
-            timeout=self.timeout,
+            timeout,
         )
         return response
+
+    # ChatService
 
     async def ask(
         self,
@@ -187,101 +285,230 @@ class ChatbotClient:
         session_id: str = "",
         language: str = "",
         top_k: int = 0,
-        deadline_seconds: float | None = None,
-    ) -> AsyncIterator[chat_pb.StreamAnswerResponse]:
-        """The answer's events as they arrive: started, deltas, citations, usage, done.
-        Without a deadline the answer may take as long as the server allows."""
-        call = self.chat.StreamAnswer(
-            chat_pb.StreamAnswerRequest(
-                question=question,
-                conversation_id=conversation_id,
-                session_id=session_id,
-                language=language,
-                top_k=top_k,
-            ),
-            timeout=deadline_seconds,
+        include_retrieval: bool = False,
+        document_ids: Iterable[str] = (),
+        document_language: str = "",
+        document_type: str = "",
+        tags: Iterable[str] = (),
+        timeout: float | None = None,
+    ) -> AsyncIterator[AnswerEvent]:
+        """The answer's events as they arrive: `AnswerStarted`, `TextDelta`s, `Citations`,
+        `Usage`, `AnswerFinished` (see `chatbot_client.events`). `document_*` and `tags`
+        restrict which documents the answer may draw on. Leaving the loop early cancels
+        the answer on the server."""
+        request = chat_pb.StreamAnswerRequest(
+            question=question,
+            conversation_id=conversation_id,
+            session_id=session_id,
+            language=language,
+            top_k=top_k,
+            include_retrieval=include_retrieval,
+            filter=_filter(document_ids, document_language, document_type, tags),
         )
-        async for event in call:
-            yield event
+        async for message in self._stream("StreamAnswer", self.chat.StreamAnswer, request, timeout):
+            yield answer_event(message)
+
+    async def answer(self, /, question: str, **options: Any) -> Answer:
+        """The whole answer once it has ended; takes the options of `ask`."""
+        return Answer.from_events([event async for event in self.ask(question, **options)])
+
+    async def create_conversation(
+        self, title: str = "", session_id: str = "", *, timeout: float | None = None
+    ) -> chat_pb.Conversation:
+        response: chat_pb.CreateConversationResponse = await self._call(
+            "CreateConversation",
+            self.chat.CreateConversation,
+            chat_pb.CreateConversationRequest(title=title, session_id=session_id),
+            timeout,
+        )
+        return response.conversation
 
     async def list_conversations(
-        self, session_id: str = "", page_size: int = 100
+        self, session_id: str = "", page_size: int = 100, *, timeout: float | None = None
     ) -> AsyncIterator[chat_pb.Conversation]:
         """The caller's conversations, newest first, fetching pages as needed."""
         async for page in _pages(
-            lambda token: self.chat.ListConversations(
+            lambda token: self._call(
+                "ListConversations",
+                self.chat.ListConversations,
                 chat_pb.ListConversationsRequest(
                     session_id=session_id, page_size=page_size, page_token=token
                 ),
-                timeout=self.timeout,
+                timeout,
             )
         ):
             for conversation in page.conversations:
                 yield conversation
 
     async def get_conversation(
-        self, conversation_id: str, session_id: str = ""
+        self, conversation_id: str, session_id: str = "", *, timeout: float | None = None
     ) -> chat_pb.GetConversationResponse:
-        response: chat_pb.GetConversationResponse = await self.chat.GetConversation(
+        """The conversation and its messages, oldest first."""
+        response: chat_pb.GetConversationResponse = await self._call(
+            "GetConversation",
+            self.chat.GetConversation,
             chat_pb.GetConversationRequest(conversation_id=conversation_id, session_id=session_id),
-            timeout=self.timeout,
+            timeout,
         )
         return response
 
-    async def delete_conversation(self, conversation_id: str, session_id: str = "") -> None:
-        await self.chat.DeleteConversation(
+    async def delete_conversation(
+        self, conversation_id: str, session_id: str = "", *, timeout: float | None = None
+    ) -> None:
+        await self._call(
+            "DeleteConversation",
+            self.chat.DeleteConversation,
             chat_pb.DeleteConversationRequest(
                 conversation_id=conversation_id, session_id=session_id
             ),
-            timeout=self.timeout,
+            timeout,
         )
 
-    async def cost_report(self, days: int = 7) -> admin_pb.GetCostReportResponse:
-        """Costs over the last `days` UTC days (admin key)."""
-        response: admin_pb.GetCostReportResponse = await self.admin.GetCostReport(
-            admin_pb.GetCostReportRequest(days=days), timeout=self.timeout
+    async def submit_feedback(
+        self,
+        message_id: str,
+        rating: chat_pb.FeedbackRating.ValueType,
+        comment: str = "",
+        session_id: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> chat_pb.Feedback:
+        """Rates an answer (its `assistant_message_id`); again replaces the rating."""
+        response: chat_pb.SubmitFeedbackResponse = await self._call(
+            "SubmitFeedback",
+            self.chat.SubmitFeedback,
+            chat_pb.SubmitFeedbackRequest(
+                message_id=message_id, rating=rating, comment=comment, session_id=session_id
+            ),
+            timeout,
+        )
+        return response.feedback
+
+    # AdminService (admin key)
+
+    async def cost_report(
+        self, days: int = 7, *, timeout: float | None = None
+    ) -> admin_pb.GetCostReportResponse:
+        """Costs over the last `days` UTC days."""
+        response: admin_pb.GetCostReportResponse = await self._call(
+            "GetCostReport",
+            self.admin.GetCostReport,
+            admin_pb.GetCostReportRequest(days=days),
+            timeout,
         )
         return response
 
-    async def budget_status(self, api_key_id: str = "") -> admin_pb.GetBudgetStatusResponse:
-        """Today's spending against the global budget, and one key's own (admin key)."""
-        response: admin_pb.GetBudgetStatusResponse = await self.admin.GetBudgetStatus(
-            admin_pb.GetBudgetStatusRequest(api_key_id=api_key_id), timeout=self.timeout
+    async def budget_status(
+        self, api_key_id: str = "", *, timeout: float | None = None
+    ) -> admin_pb.GetBudgetStatusResponse:
+        """Today's spending against the global budget, and one key's own."""
+        response: admin_pb.GetBudgetStatusResponse = await self._call(
+            "GetBudgetStatus",
+            self.admin.GetBudgetStatus,
+            admin_pb.GetBudgetStatusRequest(api_key_id=api_key_id),
+            timeout,
         )
         return response
 
-    async def create_experiment(self, experiment: admin_pb.Experiment) -> admin_pb.Experiment:
-        response: admin_pb.CreateExperimentResponse = await self.admin.CreateExperiment(
-            admin_pb.CreateExperimentRequest(experiment=experiment), timeout=self.timeout
+    async def list_answer_logs(
+        self,
+        *,
+        conversation_id: str = "",
+        llm_model: str = "",
+        errors_only: bool = False,
+        experiment_id: str = "",
+        page_size: int = 100,
+        timeout: float | None = None,
+    ) -> AsyncIterator[admin_pb.AnswerLog]:
+        """Every answer's log row, newest first, fetching pages as needed."""
+        async for page in _pages(
+            lambda token: self._call(
+                "ListAnswerLogs",
+                self.admin.ListAnswerLogs,
+                admin_pb.ListAnswerLogsRequest(
+                    page_size=page_size,
+                    page_token=token,
+                    conversation_id=conversation_id,
+                    llm_model=llm_model,
+                    errors_only=errors_only,
+                    experiment_id=experiment_id,
+                ),
+                timeout,
+            )
+        ):
+            for log in page.answer_logs:
+                yield log
+
+    async def feedback_summary(
+        self, days: int = 7, experiment_id: str = "", *, timeout: float | None = None
+    ) -> admin_pb.GetFeedbackSummaryResponse:
+        response: admin_pb.GetFeedbackSummaryResponse = await self._call(
+            "GetFeedbackSummary",
+            self.admin.GetFeedbackSummary,
+            admin_pb.GetFeedbackSummaryRequest(days=days, experiment_id=experiment_id),
+            timeout,
+        )
+        return response
+
+    async def create_experiment(
+        self, experiment: admin_pb.Experiment, *, timeout: float | None = None
+    ) -> admin_pb.Experiment:
+        response: admin_pb.CreateExperimentResponse = await self._call(
+            "CreateExperiment",
+            self.admin.CreateExperiment,
+            admin_pb.CreateExperimentRequest(experiment=experiment),
+            timeout,
         )
         return response.experiment
 
-    async def list_experiments(self) -> list[admin_pb.Experiment]:
+    async def get_experiment(
+        self, experiment_id: str, *, timeout: float | None = None
+    ) -> admin_pb.Experiment:
+        response: admin_pb.GetExperimentResponse = await self._call(
+            "GetExperiment",
+            self.admin.GetExperiment,
+            admin_pb.GetExperimentRequest(experiment_id=experiment_id),
+            timeout,
+        )
+        return response.experiment
+
+    async def list_experiments(self, *, timeout: float | None = None) -> list[admin_pb.Experiment]:
         return [
             experiment
             async for page in _pages(
-                lambda token: self.admin.ListExperiments(
+                lambda token: self._call(
+                    "ListExperiments",
+                    self.admin.ListExperiments,
                     admin_pb.ListExperimentsRequest(page_size=100, page_token=token),
-                    timeout=self.timeout,
+                    timeout,
                 )
             )
             for experiment in page.experiments
         ]
 
-    async def experiment_results(self, experiment_id: str) -> admin_pb.GetExperimentResultsResponse:
+    async def experiment_results(
+        self, experiment_id: str, *, timeout: float | None = None
+    ) -> admin_pb.GetExperimentResultsResponse:
         """The experiment with its per-variant comparison."""
-        response: admin_pb.GetExperimentResultsResponse = await self.admin.GetExperimentResults(
-            admin_pb.GetExperimentResultsRequest(experiment_id=experiment_id), timeout=self.timeout
+        response: admin_pb.GetExperimentResultsResponse = await self._call(
+            "GetExperimentResults",
+            self.admin.GetExperimentResults,
+            admin_pb.GetExperimentResultsRequest(experiment_id=experiment_id),
+            timeout,
         )
         return response
 
-    async def stop_experiment(self, experiment_id: str) -> admin_pb.Experiment:
-        response: admin_pb.UpdateExperimentResponse = await self.admin.UpdateExperiment(
+    async def stop_experiment(
+        self, experiment_id: str, *, timeout: float | None = None
+    ) -> admin_pb.Experiment:
+        response: admin_pb.UpdateExperimentResponse = await self._call(
+            "UpdateExperiment",
+            self.admin.UpdateExperiment,
             admin_pb.UpdateExperimentRequest(
                 experiment=admin_pb.Experiment(experiment_id=experiment_id, active=False),
                 update_mask=FieldMask(paths=["active"]),
             ),
-            timeout=self.timeout,
+            timeout,
         )
         return response.experiment
 
@@ -292,41 +519,55 @@ class ChatbotClient:
         *,
         daily_budget_usd: float | None = None,
         rate_limit: str = "",
+        timeout: float | None = None,
     ) -> admin_pb.CreateApiKeyResponse:
+        """A new key; the response holds its secret, shown this once."""
         request = admin_pb.CreateApiKeyRequest(name=name, role=role, rate_limit=rate_limit)
         if daily_budget_usd is not None:
             request.daily_budget_usd = daily_budget_usd
-        response: admin_pb.CreateApiKeyResponse = await self.admin.CreateApiKey(
-            request, timeout=self.timeout
+        response: admin_pb.CreateApiKeyResponse = await self._call(
+            "CreateApiKey", self.admin.CreateApiKey, request, timeout
         )
         return response
 
-    async def list_api_keys(self, show_revoked: bool = False) -> list[admin_pb.ApiKey]:
+    async def list_api_keys(
+        self, show_revoked: bool = False, *, timeout: float | None = None
+    ) -> list[admin_pb.ApiKey]:
         return [
             key
             async for page in _pages(
-                lambda token: self.admin.ListApiKeys(
+                lambda token: self._call(
+                    "ListApiKeys",
+                    self.admin.ListApiKeys,
                     admin_pb.ListApiKeysRequest(
                         page_size=100, page_token=token, show_revoked=show_revoked
                     ),
-                    timeout=self.timeout,
+                    timeout,
                 )
             )
             for key in page.api_keys
         ]
 
-    async def revoke_api_key(self, api_key_id: str) -> admin_pb.ApiKey:
-        response: admin_pb.RevokeApiKeyResponse = await self.admin.RevokeApiKey(
-            admin_pb.RevokeApiKeyRequest(api_key_id=api_key_id), timeout=self.timeout
+    async def revoke_api_key(
+        self, api_key_id: str, *, timeout: float | None = None
+    ) -> admin_pb.ApiKey:
+        response: admin_pb.RevokeApiKeyResponse = await self._call(
+            "RevokeApiKey",
+            self.admin.RevokeApiKey,
+            admin_pb.RevokeApiKeyRequest(api_key_id=api_key_id),
+            timeout,
         )
         return response.api_key
 
-    async def clear_rate_limits(self, identity: str = "") -> int:
+    async def clear_rate_limits(self, identity: str = "", *, timeout: float | None = None) -> int:
         """Forgets the counted calls of one identity, or of all; how many counters went."""
-        response = await self.admin.ClearRateLimits(
-            admin_pb.ClearRateLimitsRequest(identity=identity), timeout=self.timeout
+        response: admin_pb.ClearRateLimitsResponse = await self._call(
+            "ClearRateLimits",
+            self.admin.ClearRateLimits,
+            admin_pb.ClearRateLimitsRequest(identity=identity),
+            timeout,
         )
-        return int(response.cleared_count)
+        return response.cleared_count
 
     async def close(self) -> None:
         await self._channel.close()
@@ -341,6 +582,17 @@ class ChatbotClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _filter(
+    document_ids: Iterable[str], language: str, document_type: str, tags: Iterable[str]
+) -> common_pb2.RetrievalFilter:
+    return common_pb2.RetrievalFilter(
+        document_ids=list(document_ids),
+        language=language,
+        document_type=document_type,
+        tags=list(tags),
+    )
 
 
 async def _pages(fetch: Callable[[str], Awaitable[Any]]) -> AsyncIterator[Any]:

@@ -1,149 +1,95 @@
-"""A blocking client for scripts and the command line, over the asyncio client."""
+"""A blocking client for scripts and the command line, over the asyncio client.
+
+Each method has the signature and documentation of `ChatbotClient`'s method of the same
+name; streams and listings become plain iterators.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
-from pathlib import Path
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from chatbot.v1 import admin_service_pb2 as admin_pb
-from chatbot.v1 import chat_service_pb2 as chat_pb
-from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client.client import ChatbotClient
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SyncChatbotClient:
-    """Use as `with SyncChatbotClient("127.0.0.1:50051") as client: ...`; not thread-safe."""
+def _blocking(
+    method: Callable[Concatenate[ChatbotClient, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[SyncChatbotClient, P], T]:
+    @functools.wraps(method)
+    def call(self: SyncChatbotClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(method(self._client, *args, **kwargs))
 
-    def __init__(self, target: str, *, timeout: float = 30.0, api_key: str | None = None) -> None:
+    return call
+
+
+def _blocking_iterator(
+    method: Callable[Concatenate[ChatbotClient, P], AsyncIterator[T]],
+) -> Callable[Concatenate[SyncChatbotClient, P], Iterator[T]]:
+    @functools.wraps(method)
+    def call(self: SyncChatbotClient, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return self._iterate(method(self._client, *args, **kwargs))
+
+    return call
+
+
+class SyncChatbotClient:
+    """Use as `with SyncChatbotClient("127.0.0.1:50051") as client: ...`; not thread-safe.
+    Takes the options of `ChatbotClient`."""
+
+    def __init__(self, target: str, **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
-        self._client = self._run(_open(target, timeout, api_key))
+        self._client = self._run(_open(target, options))
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(coroutine)
 
     def _iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:
-        while True:
-            try:
-                yield self._run(anext(iterator))  # type: ignore[arg-type]
-            except StopAsyncIteration:
-                return
+        try:
+            while True:
+                try:
+                    yield self._run(anext(iterator))  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+        finally:
+            # Leaving the loop early closes the stream, which cancels the call.
+            self._run(iterator.aclose())  # type: ignore[attr-defined]
 
-    def health(self, service: str = "") -> str:
-        return self._run(self._client.health(service))
-
-    def upload_document(
-        self,
-        source: bytes | Path,
-        *,
-        title: str = "",
-        filename: str = "",
-        language: str = "",
-        document_type: str = "",
-        tags: Iterable[str] = (),
-        overwrite: bool = False,
-    ) -> pb.UploadDocumentResponse:
-        return self._run(
-            self._client.upload_document(
-                source,
-                title=title,
-                filename=filename,
-                language=language,
-                document_type=document_type,
-                tags=tags,
-                overwrite=overwrite,
-            )
-        )
-
-    def get_document(self, document_id: str) -> pb.Document:
-        return self._run(self._client.get_document(document_id))
-
-    def list_documents(
-        self,
-        *,
-        status: pb.DocumentStatus.ValueType = pb.DOCUMENT_STATUS_UNSPECIFIED,
-        language: str = "",
-        document_type: str = "",
-        tag: str = "",
-    ) -> Iterator[pb.Document]:
-        return self._iterate(
-            self._client.list_documents(
-                status=status, language=language, document_type=document_type, tag=tag
-            )
-        )
-
-    def delete_document(self, document_id: str) -> None:
-        self._run(self._client.delete_document(document_id))
-
-    def reprocess_document(self, document_id: str) -> pb.Document:
-        return self._run(self._client.reprocess_document(document_id))
-
-    def reprocess_all_documents(
-        self, status: pb.DocumentStatus.ValueType = pb.DOCUMENT_STATUS_UNSPECIFIED
-    ) -> int:
-        return self._run(self._client.reprocess_all_documents(status))
-
-    def watch_document(self, document_id: str) -> Iterator[pb.WatchDocumentResponse]:
-        return self._iterate(self._client.watch_document(document_id))
-
-    def wait_for_document(self, document_id: str) -> pb.Document:
-        return self._run(self._client.wait_for_document(document_id))
-
-    def search(self, query: str, **options: Any) -> pb.SearchResponse:
-        """See `ChatbotClient.search` for the options."""
-        return self._run(self._client.search(query, **options))
-
-    def ask(self, question: str, **options: Any) -> Iterator[chat_pb.StreamAnswerResponse]:
-        """See `ChatbotClient.ask` for the options."""
-        return self._iterate(self._client.ask(question, **options))
-
-    def list_conversations(self, session_id: str = "") -> Iterator[chat_pb.Conversation]:
-        return self._iterate(self._client.list_conversations(session_id))
-
-    def get_conversation(
-        self, conversation_id: str, session_id: str = ""
-    ) -> chat_pb.GetConversationResponse:
-        return self._run(self._client.get_conversation(conversation_id, session_id))
-
-    def delete_conversation(self, conversation_id: str, session_id: str = "") -> None:
-        self._run(self._client.delete_conversation(conversation_id, session_id))
-
-    def cost_report(self, days: int = 7) -> admin_pb.GetCostReportResponse:
-        return self._run(self._client.cost_report(days))
-
-    def budget_status(self, api_key_id: str = "") -> admin_pb.GetBudgetStatusResponse:
-        return self._run(self._client.budget_status(api_key_id))
-
-    def create_experiment(self, experiment: admin_pb.Experiment) -> admin_pb.Experiment:
-        return self._run(self._client.create_experiment(experiment))
-
-    def list_experiments(self) -> list[admin_pb.Experiment]:
-        return self._run(self._client.list_experiments())
-
-    def experiment_results(self, experiment_id: str) -> admin_pb.GetExperimentResultsResponse:
-        return self._run(self._client.experiment_results(experiment_id))
-
-    def stop_experiment(self, experiment_id: str) -> admin_pb.Experiment:
-        return self._run(self._client.stop_experiment(experiment_id))
-
-    def create_api_key(
-        self, name: str, role: admin_pb.ApiKeyRole.ValueType, **options: Any
-    ) -> admin_pb.CreateApiKeyResponse:
-        """See `ChatbotClient.create_api_key` for the options."""
-        return self._run(self._client.create_api_key(name, role, **options))
-
-    def list_api_keys(self, show_revoked: bool = False) -> list[admin_pb.ApiKey]:
-        return self._run(self._client.list_api_keys(show_revoked))
-
-    def revoke_api_key(self, api_key_id: str) -> admin_pb.ApiKey:
-        return self._run(self._client.revoke_api_key(api_key_id))
-
-    def clear_rate_limits(self, identity: str = "") -> int:
-        return self._run(self._client.clear_rate_limits(identity))
+    health = _blocking(ChatbotClient.health)
+    upload_document = _blocking(ChatbotClient.upload_document)
+    get_document = _blocking(ChatbotClient.get_document)
+    list_documents = _blocking_iterator(ChatbotClient.list_documents)
+    delete_document = _blocking(ChatbotClient.delete_document)
+    reprocess_document = _blocking(ChatbotClient.reprocess_document)
+    reprocess_all_documents = _blocking(ChatbotClient.reprocess_all_documents)
+    watch_document = _blocking_iterator(ChatbotClient.watch_document)
+    wait_for_document = _blocking(ChatbotClient.wait_for_document)
+    search = _blocking(ChatbotClient.search)
+    ask = _blocking_iterator(ChatbotClient.ask)
+    answer = _blocking(ChatbotClient.answer)
+    create_conversation = _blocking(ChatbotClient.create_conversation)
+    list_conversations = _blocking_iterator(ChatbotClient.list_conversations)
+    get_conversation = _blocking(ChatbotClient.get_conversation)
+    delete_conversation = _blocking(ChatbotClient.delete_conversation)
+    submit_feedback = _blocking(ChatbotClient.submit_feedback)
+    cost_report = _blocking(ChatbotClient.cost_report)
+    budget_status = _blocking(ChatbotClient.budget_status)
+    list_answer_logs = _blocking_iterator(ChatbotClient.list_answer_logs)
+    feedback_summary = _blocking(ChatbotClient.feedback_summary)
+    create_experiment = _blocking(ChatbotClient.create_experiment)
+    get_experiment = _blocking(ChatbotClient.get_experiment)
+    list_experiments = _blocking(ChatbotClient.list_experiments)
+    experiment_results = _blocking(ChatbotClient.experiment_results)
+    stop_experiment = _blocking(ChatbotClient.stop_experiment)
+    create_api_key = _blocking(ChatbotClient.create_api_key)
+    list_api_keys = _blocking(ChatbotClient.list_api_keys)
+    revoke_api_key = _blocking(ChatbotClient.revoke_api_key)
+    clear_rate_limits = _blocking(ChatbotClient.clear_rate_limits)
 
     def close(self) -> None:
         self._run(self._client.close())
@@ -161,6 +107,6 @@ class SyncChatbotClient:
         self.close()
 
 
-async def _open(target: str, seconds_per_call: float, api_key: str | None) -> ChatbotClient:
+async def _open(target: str, options: dict[str, Any]) -> ChatbotClient:
     # The channel must be created on the loop that will run its calls.
-    return ChatbotClient(target, timeout=seconds_per_call, api_key=api_key)
+    return ChatbotClient(target, **options)

@@ -264,6 +264,11 @@ class Answerer:
                 )
             )
         except asyncio.CancelledError:
+            # An answer recorded already was complete; otherwise the caller did not get it
+            # all, whatever the generator had reached (offline answers are made at once).
+            if not recorded:
+                outcome.grounding = "unspecified"
+                outcome.finish_reason = "cancelled"
             if _deadline_passed(question, started):
                 outcome.finish_reason = "error"
                 outcome.error = ServiceError(
