@@ -14,9 +14,11 @@ $(INSTALLED): pyproject.toml clients/pyproject.toml requirements.lock
 
 install: $(INSTALLED)
 
-## Start the server on its embedded defaults (PostgreSQL in .data/postgres, 127.0.0.1:50051).
+## Start the server on its embedded defaults (PostgreSQL in .data/postgres, 127.0.0.1:50051,
+## metrics on http://127.0.0.1:9464/metrics unless METRICS_ADDRESS says otherwise).
 run: install
-	$(BIN)/chatbot-server serve
+	@echo "gRPC on 127.0.0.1:50051; metrics on http://$${METRICS_ADDRESS:-127.0.0.1:9464}/metrics"
+	METRICS_ADDRESS=$${METRICS_ADDRESS:-127.0.0.1:9464} $(BIN)/chatbot-server serve
 
 ## Run the test suite against real PostgreSQL + pgvector and a real Redis.
 test: install redis-server

@@ -14,6 +14,7 @@ import pytest_asyncio
 from google.rpc import error_details_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
@@ -130,6 +131,8 @@ async def _list(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]
 async def test_the_101st_anonymous_call_in_a_minute_is_refused_with_details(
     limits_database: MigratedDatabase, own_redis: RedisServer
 ) -> None:
+    refusals = "chatbot_rate_limit_refusals_total"
+    refused_before = REGISTRY.get_sample_value(refusals, {"limit": "anonymous"}) or 0
     running = await start_server(server_settings(limits_database.app_url, own_redis.url, **LIMITED))
     try:
         async with grpc.aio.insecure_channel(running.address) as channel:
@@ -156,6 +159,7 @@ async def test_the_101st_anonymous_call_in_a_minute_is_refused_with_details(
     trailing = dict(error.trailing_metadata() or ())
     assert trailing["x-ratelimit-remaining"] == "0"
     assert 0 < int(trailing["retry-after"]) <= 60
+    assert REGISTRY.get_sample_value(refusals, {"limit": "anonymous"}) == refused_before + 1
 
 
 async def test_two_server_processes_admit_exactly_the_limit_between_them(

@@ -36,6 +36,7 @@ from chatbot_server.governance.rate_limiter import (
     RateLimiter,
     RedisRateLimiter,
 )
+from chatbot_server.platform import metrics
 from chatbot_server.platform.access_log import AccessLogInterceptor, core_message_limit
 from chatbot_server.platform.database import (
     EmbeddedDatabase,
@@ -44,6 +45,7 @@ from chatbot_server.platform.database import (
     start_embedded,
 )
 from chatbot_server.platform.health import Dependency, DependencyMonitor, HealthService
+from chatbot_server.platform.metrics import MetricsEndpoint
 from chatbot_server.platform.redis_connection import connect_redis
 from chatbot_server.platform.reflection import add_reflection
 from chatbot_server.retrieval.embeddings import (
@@ -51,6 +53,7 @@ from chatbot_server.retrieval.embeddings import (
     EmbeddingUsage,
     LocalEmbeddings,
     RemoteEmbeddings,
+    TimedEmbeddings,
 )
 from chatbot_server.services import SERVICE_NAMES, ServiceDependencies, add_services
 
@@ -128,6 +131,7 @@ async def open_resources(settings: Settings) -> Resources:
     pool = await open_pool(
         app_url, database.pool_min_size, database.pool_max_size, database.statement_timeout_seconds
     )
+    metrics.watch_pool(pool.get_size, pool.get_idle_size, pool.get_max_size)
     redis_client = None
     rate_limiter: RateLimiter
     if settings.redis.url is not None:
@@ -153,7 +157,7 @@ async def open_resources(settings: Settings) -> Resources:
         pool=pool,
         redis=redis_client,
         http=http,
-        embedder=_embedder(settings.embeddings, pool, http, budget),
+        embedder=TimedEmbeddings(_embedder(settings.embeddings, pool, http, budget)),
         embedded=embedded,
         budget=budget,
         rate_limiter=rate_limiter,
@@ -259,6 +263,7 @@ class ChatbotServer:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
+        self.metrics: MetricsEndpoint | None = None
 
     def _wake_workers(self) -> None:
         for worker in self.workers:
@@ -273,6 +278,8 @@ class ChatbotServer:
         await self.monitor.check_once()
         await self.resources.embedder.warm_up()
         await self.server.start()
+        if self.settings.server.metrics_address is not None:
+            self.metrics = MetricsEndpoint(self.settings.server.metrics_address)
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="dependency-monitor"))
         for number, worker in enumerate(self.workers):
             self._tasks.append(asyncio.create_task(worker.run(), name=f"ingestion-{number}"))
@@ -294,6 +301,8 @@ class ChatbotServer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("server.stopped")
 
 

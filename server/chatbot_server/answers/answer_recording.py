@@ -18,10 +18,11 @@ import structlog
 
 from chatbot_server.answers import chat_store
 from chatbot_server.answers.answer_log_store import AnswerLogEntry, record_call
-from chatbot_server.answers.pricing import FREE, call_cost_micro_usd
+from chatbot_server.answers.pricing import FREE, call_cost_micro_usd, to_usd
 from chatbot_server.answers.prompting import CHARS_PER_TOKEN
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import Assignment
+from chatbot_server.platform import metrics
 from chatbot_server.platform.errors import ServiceError
 from chatbot_server.retrieval.hybrid_search import Hit
 
@@ -158,6 +159,13 @@ async def record_answer(
         budget.spent(spent)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         log.error("answer.not_recorded", error=f"{type(error).__name__}: {error}")
+    metrics.ANSWERS.labels(outcome.finish_reason, outcome.grounding).inc()
+    model = answer.model or "offline"
+    metrics.LLM_TOKENS.labels(model, "prompt").inc(outcome.prompt_tokens)
+    metrics.LLM_TOKENS.labels(model, "completion").inc(outcome.completion_tokens)
+    metrics.LLM_COST_USD.labels(model).inc(to_usd(micro))
+    if outcome.first_token_ms:
+        metrics.FIRST_TOKEN_SECONDS.labels(model).observe(outcome.first_token_ms / 1000)
     log.info(
         "answer.finished",
         finish_reason=outcome.finish_reason,

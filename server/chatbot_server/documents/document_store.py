@@ -196,6 +196,14 @@ class Job:
     language: str
 
 
+async def queue_depth(pool: asyncpg.Pool) -> int:
+    """Documents waiting for a worker or being processed."""
+    depth: int = await pool.fetchval(
+        "SELECT count(*) FROM documents WHERE status IN ('PENDING', 'PROCESSING')"
+    )
+    return depth
+
+
 async def claim_next_job(pool: asyncpg.Pool, lease_seconds: float) -> Job | None:
     """Leases the oldest PENDING document, or one whose worker's lease ran out."""
     row = await pool.fetchrow(

@@ -28,6 +28,7 @@ from chatbot_server.documents.document_preparation import (
     prepare_document,
 )
 from chatbot_server.documents.pdf_extraction import UnreadableDocumentError
+from chatbot_server.platform import metrics
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.local_model import count_tokens
 from chatbot_server.retrieval.text_search import text_search_config
@@ -78,6 +79,7 @@ class IngestionWorker:
     async def process_next(self) -> bool:
         """Processes the next queued document; False when the queue was empty."""
         try:
+            metrics.INGESTION_QUEUE_DEPTH.set(await document_store.queue_depth(self._pool))
             job = await document_store.claim_next_job(self._pool, self._settings.lease_seconds)
         except (OSError, asyncpg.PostgresError) as error:
             log.warning("ingestion.queue_unreachable", error=str(error))
@@ -123,6 +125,9 @@ class IngestionWorker:
             log.error("document.processing_error", exc_info=error)
             await self._fail(job, f"internal error while processing ({type(error).__name__})")
             return
+        metrics.DOCUMENTS_PROCESSED.labels("ready").inc()
+        metrics.PAGES_PROCESSED.inc(prepared.page_count)
+        metrics.CHUNKS_PROCESSED.inc(len(prepared.chunks))
         log.info(
             "document.ingested",
             pages=prepared.page_count,
@@ -187,4 +192,5 @@ class IngestionWorker:
 
     async def _fail(self, job: document_store.Job, reason: str) -> None:
         log.warning("document.failed", reason=reason)
+        metrics.DOCUMENTS_PROCESSED.labels("failed").inc()
         await document_store.fail_job(self._pool, job.document_id, reason)

@@ -28,6 +28,7 @@ from chatbot_server.config import BudgetSettings
 from chatbot_server.governance import budget_store
 from chatbot_server.governance.alerts import BudgetAlerts
 from chatbot_server.governance.api_keys import ApiKeyRecord
+from chatbot_server.platform import metrics
 from chatbot_server.platform.errors import ServiceError
 
 log = structlog.get_logger(__name__)
@@ -194,6 +195,7 @@ class Budget:
         """Called after each ledger row: from the alert threshold on, warns (once a day per
         replica) and has exactly one replica a day send the alert."""
         status = self._status(GLOBAL_SCOPE, global_spent_micro_usd, 0, self.daily_micro_usd)
+        metrics.BUDGET_USED_RATIO.set(status.used_fraction)
         if status.level == NORMAL or self._warned_day == status.day:
             return
         self._warned_day = status.day

@@ -26,6 +26,7 @@ from chatbot_server.governance.rate_limit_rules import (
     response_headers,
 )
 from chatbot_server.governance.rate_limiter import LimiterUnavailable, RateLimiter
+from chatbot_server.platform import metrics
 from chatbot_server.platform.call_context import call_in_progress
 from chatbot_server.platform.errors import ServiceError
 from chatbot_server.platform.interception import AroundInterceptor
@@ -159,6 +160,7 @@ def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) ->
 def _rate_limited(identity: str, decision: Decision) -> ServiceError:
     state = decision.tightest()
     name, rate = state.limit.name, state.limit.rate
+    metrics.RATE_LIMIT_REFUSALS.labels(name).inc()
     wait = state.retry_after_seconds
     seconds = math.floor(wait)
     return ServiceError(

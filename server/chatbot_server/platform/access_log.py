@@ -19,6 +19,7 @@ import structlog
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
+from chatbot_server.platform import metrics
 from chatbot_server.platform.call_context import (
     REQUEST_ID_KEY,
     CallContext,
@@ -125,6 +126,7 @@ class _AccessLogged:
         call.response_metadata.append((REQUEST_ID_KEY, call.request_id))
         set_current_call(call)
         structlog.contextvars.bind_contextvars(request_id=call.request_id, method=self._method)
+        metrics.RPCS_IN_FLIGHT.labels(self._method).inc()
         self._started = time.perf_counter()
 
     async def __aexit__(
@@ -177,10 +179,14 @@ class _AccessLogged:
     def _finish(self, code: grpc.StatusCode, error: ServiceError | None) -> None:
         if code == grpc.StatusCode.OK:
             self._context.set_trailing_metadata(tuple(self._call.response_metadata))
+        seconds = time.perf_counter() - self._started
+        metrics.RPCS_IN_FLIGHT.labels(self._method).dec()
+        metrics.RPCS.labels(self._method, code.name).inc()
+        metrics.RPC_SECONDS.labels(self._method).observe(seconds)
         fields: dict[str, object] = {
             "peer": self._call.peer,
             "code": code.name,
-            "duration_ms": round((time.perf_counter() - self._started) * 1000, 2),
+            "duration_ms": round(seconds * 1000, 2),
         }
         if error is not None:
             fields.update(reason=error.reason, message=error.message)

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chatbot_server.answers.pricing import call_cost_micro_usd
+from chatbot_server.platform import metrics
 from chatbot_server.retrieval.local_model import DIMENSIONS, LocalEmbedder
 
 Vectors = npt.NDArray[np.float32]
@@ -38,6 +39,23 @@ class Embedder(Protocol):
     async def warm_up(self) -> None:
         """Loads what the first call would, so that no caller waits for it."""
         ...
+
+
+class TimedEmbeddings:
+    """Any embedder, with each batch's latency in the `chatbot_embedding_duration_seconds`
+    histogram."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self._inner = inner
+        self.model_name = inner.model_name
+        self.max_tokens = inner.max_tokens
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        with metrics.EMBEDDING_SECONDS.time():
+            return await self._inner.embed(texts)
+
+    async def warm_up(self) -> None:
+        await self._inner.warm_up()
 
 
 class LocalEmbeddings:
