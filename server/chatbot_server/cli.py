@@ -11,11 +11,19 @@ import sys
 import structlog
 
 from chatbot_server.answers.pricing import MICRO_USD_PER_USD
-from chatbot_server.app import ListenError, run_worker, serve
+from chatbot_server.app import ListenError, open_resources, run_worker, serve
 from chatbot_server.config import Settings, SettingsError
 from chatbot_server.governance import api_key_store
 from chatbot_server.governance.api_keys import ROLES, ApiKeyRecord
 from chatbot_server.governance.key_management import create_key, revoke_key
+from chatbot_server.maintenance.clearing import clear_data
+from chatbot_server.maintenance.seeding import (
+    SIZES,
+    SeedError,
+    clear_seeded,
+    seed_conversations,
+    seed_documents,
+)
 from chatbot_server.platform.bootstrap import BootstrapError, bootstrap_database, plan_from_urls
 from chatbot_server.platform.database import (
     DatabaseUnavailableError,
@@ -46,7 +54,10 @@ _COMMANDS = {
     "bootstrap": "create the roles, database and extensions as a superuser "
     "(SUPERUSER_DATABASE_URL), from MIGRATION_DATABASE_URL and DATABASE_URL",
     "keys": "create, list or revoke API keys in the configured database",
+    "seed": "add sample documents and conversations (refused when ENVIRONMENT=production)",
+    "clear-data": "delete every row (documents, conversations, logs, keys); keep the schema",
 }
+_PRINTING_COMMANDS = ("keys", "seed", "clear-data")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ)
         # Commands that print results keep stdout for them; the log goes to stderr.
-        log_stream = sys.stderr if command == "keys" else sys.stdout
+        log_stream = sys.stderr if command in _PRINTING_COMMANDS else sys.stdout
         configure_logging(settings.logging.level, settings.logging.format, log_stream)
         if command == "keys":
             return asyncio.run(_keys(settings, args))
+        if command == "seed":
+            return asyncio.run(_seed(settings, args))
+        if command == "clear-data":
+            refused = None if args.yes else _refuse_clearing(args.keep_api_keys)
+            return refused if refused is not None else asyncio.run(_clear_data(settings, args))
         commands = {
             "serve": serve,
             "worker": run_worker,
@@ -69,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except _SETUP_ERRORS as error:
         print(f"chatbot-server: {error}", file=sys.stderr)
         return 2
+    except SeedError as error:
+        print(f"chatbot-server: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0
@@ -78,8 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbot-server", description=__doc__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, what in _COMMANDS.items():
-        if name != "keys":
+        if name not in _PRINTING_COMMANDS:
             commands.add_parser(name, help=what)
+    seed = commands.add_parser("seed", help=_COMMANDS["seed"])
+    seed.add_argument("--size", choices=tuple(SIZES), default="small",
+                      help="small: 5 documents, 250 chunks, 20 conversations; medium: 20, 2,000, "
+                           "100; large: 50, 10,000, 500 (default: %(default)s)")  # fmt: skip
+    seed.add_argument("--clear", action="store_true", help="remove earlier seeded rows first")
+    only = seed.add_mutually_exclusive_group()
+    only.add_argument("--documents-only", action="store_true")
+    only.add_argument("--conversations-only", action="store_true", help="cite seeded documents")
+    clear = commands.add_parser("clear-data", help=_COMMANDS["clear-data"])
+    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    clear.add_argument("--keep-api-keys", action="store_true", help="delete all but API keys")
     keys = commands.add_parser("keys", help=_COMMANDS["keys"]).add_subparsers(
         dest="action", required=True
     )
@@ -114,6 +144,53 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
         except ServiceError as error:
             print(f"chatbot-server: {error.message}", file=sys.stderr)
             return 1
+    return 0
+
+
+async def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.server.environment == "production":
+        print("chatbot-server: seed is refused with ENVIRONMENT=production", file=sys.stderr)
+        return 2
+    size = SIZES[args.size]
+
+    def progress(step: str) -> None:
+        print(f"seed: {step}", file=sys.stderr, flush=True)
+
+    resources = await open_resources(settings)
+    try:
+        if args.clear:
+            documents, conversations = await clear_seeded(resources.pool)
+            print(f"removed {documents} seeded documents, {conversations} seeded conversations")
+        if not args.conversations_only:
+            await seed_documents(resources.pool, resources.embedder, size, progress)
+        if not args.documents_only:
+            await seed_conversations(resources.pool, size, progress)
+    finally:
+        await resources.close()
+    made = [] if args.conversations_only else [f"{size.documents} documents ({size.chunks} chunks)"]
+    made += [] if args.documents_only else [f"{size.conversations} conversations"]
+    print(f"seeded {' and '.join(made)}")
+    return 0
+
+
+def _refuse_clearing(keep_api_keys: bool) -> int | None:
+    """Asks before clear-data deletes; the exit code when the answer is not yes."""
+    what = "every document, conversation, answer log, experiment and budget record"
+    what += "" if keep_api_keys else ", and every API key"
+    if not sys.stdin.isatty():
+        print(f"chatbot-server: clear-data deletes {what}; add --yes to confirm",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if input(f"This deletes {what}. Type 'yes' to continue: ").strip().lower() != "yes":
+        print("nothing deleted", file=sys.stderr)
+        return 1
+    return None
+
+
+async def _clear_data(settings: Settings, args: argparse.Namespace) -> int:
+    async with command_pool(settings.database) as pool:
+        deleted = await clear_data(pool, keep_api_keys=args.keep_api_keys)
+    print("deleted " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
     return 0
 
 

@@ -106,6 +106,8 @@ class ServerSettings:
     dependency_timeout_seconds: float = number("DEPENDENCY_TIMEOUT_SECONDS", 2.0, 0.05)
     # The largest request message accepted (an upload sends its file in pieces below this).
     max_receive_message_bytes: int = integer("MAX_RECEIVE_MESSAGE_BYTES", 4 * 1024 * 1024, 1024)
+    # "production" refuses `chatbot-server seed`.
+    environment: str = text("ENVIRONMENT", "development")
     # host:port of the Prometheus endpoint (/metrics); unset serves no metrics.
     metrics_address: str | None = optional_text("METRICS_ADDRESS")
 

@@ -52,12 +52,14 @@ async def create_conversation(
     session_id: str,
     title: str,
     conversation_id: UUID | None = None,
+    *,
+    seeded: bool = False,
 ) -> ConversationRecord:
     row = await pool.fetchrow(
         f"""
         WITH c AS (
-            INSERT INTO conversations (id, owner, session_id, title)
-            VALUES (coalesce($4, gen_random_uuid()), $1, $2, $3)
+            INSERT INTO conversations (id, owner, session_id, title, seeded)
+            VALUES (coalesce($4, gen_random_uuid()), $1, $2, $3, $5)
             RETURNING *
         )
         SELECT {CONVERSATION_COLUMNS} FROM c
@@ -66,6 +68,7 @@ async def create_conversation(
         session_id,
         title,
         conversation_id,
+        seeded,
     )
     return ConversationRecord(**dict(row))
 

@@ -62,6 +62,9 @@ class NewDocument:
     tags: list[str]
     # The upload gave no title: `title` is the file name, until the PDF's metadata names one.
     title_is_filename: bool = False
+    # Made by `chatbot-server seed`, which processes it itself: stored as PROCESSING, leased
+    # for an hour, so no worker takes it up meanwhile.
+    seeded: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,15 @@ async def insert_document(
             f"""
             INSERT INTO documents
                 (title, filename, sha256, size_bytes, language, document_type, tags,
-                 title_is_filename)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 title_is_filename, seeded, status, lease_expires_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                    CASE WHEN $9 THEN 'PROCESSING' ELSE 'PENDING' END,
+                    CASE WHEN $9 THEN now() + interval '1 hour' END)
             ON CONFLICT (sha256) DO NOTHING
             RETURNING {DOCUMENT_COLUMNS}
             """,
             new.title, new.filename, sha256, len(content),
-            new.language, new.document_type, new.tags, new.title_is_filename,
+            new.language, new.document_type, new.tags, new.title_is_filename, new.seeded,
         )  # fmt: skip
         if row is not None:
             await conn.execute(

@@ -1,0 +1,1 @@
+"""Operator commands on the data: seeding sample data and clearing it."""
