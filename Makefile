@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench eval generate check-generated lock redis-server clean
+.PHONY: install run test lint bench eval generate check-generated lock redis-server node clean
 
 $(INSTALLED): pyproject.toml clients/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ run: install
 	METRICS_ADDRESS=$${METRICS_ADDRESS:-127.0.0.1:9464} $(BIN)/chatbot-server serve
 
 ## Run the test suite against real PostgreSQL + pgvector and a real Redis.
-test: install redis-server
+test: install redis-server node
 	$(BIN)/python -m pytest
 
 ## ruff, mypy --strict, buf lint, buf breaking against main, generated code up to date.
@@ -67,5 +67,11 @@ redis-server:
 	  echo "installing redis-server (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+## The Node example's test needs node and npm; install Debian's if missing.
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "installing nodejs and npm (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache examples/node/node_modules
