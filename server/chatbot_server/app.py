@@ -48,6 +48,7 @@ from chatbot_server.platform.health import Dependency, DependencyMonitor, Health
 from chatbot_server.platform.metrics import MetricsEndpoint
 from chatbot_server.platform.redis_connection import connect_redis
 from chatbot_server.platform.reflection import add_reflection
+from chatbot_server.platform.tracing import Tracing
 from chatbot_server.retrieval.embeddings import (
     Embedder,
     EmbeddingUsage,
@@ -228,8 +229,18 @@ class ChatbotServer:
         self.api_keys = ApiKeyCache(resources.pool, settings.identity.api_key_cache_seconds)
         self.experiments = ActiveExperiment(resources.pool)
         self.answerer = answerer(settings, resources, self.experiments)
+        tracing = settings.tracing
+        self.tracing = (
+            Tracing(tracing.exporter, tracing.service_name, tracing.otlp_endpoint)
+            if tracing.exporter != "none"
+            else None
+        )
+        interceptors = _interceptors(settings, resources, self.api_keys)
+        if self.tracing is not None:
+            # Outermost, so that the access log and everything after run inside the span.
+            interceptors.insert(0, self.tracing.interceptor())
         self.server = grpc.aio.server(
-            interceptors=_interceptors(settings, resources, self.api_keys),
+            interceptors=interceptors,
             options=[
                 *_SERVER_OPTIONS,
                 (
@@ -303,6 +314,9 @@ class ChatbotServer:
                 await task
         if self.metrics is not None:
             self.metrics.close()
+        if self.tracing is not None:
+            # Flushing blocks on the collector; not on the event loop.
+            await asyncio.to_thread(self.tracing.shutdown)
         log.info("server.stopped")
 
 

@@ -113,6 +113,15 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class TracingSettings:
+    # none (off), otlp (OTLP over HTTP) or console.
+    exporter: str = choice("OTEL_TRACES_EXPORTER", "none", ("none", "otlp", "console"))
+    service_name: str = text("OTEL_SERVICE_NAME", "chatbot")
+    # The collector's base URL; unset uses http://localhost:4318.
+    otlp_endpoint: str | None = optional_text("OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     format: str = choice("LOG_FORMAT", "json", ("json", "console"))
@@ -253,6 +262,7 @@ class Settings:
 
     server: ServerSettings = field(default_factory=ServerSettings)
     logging: LogSettings = field(default_factory=LogSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)

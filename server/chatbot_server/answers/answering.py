@@ -55,6 +55,7 @@ from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import ActiveExperiment, Assignment
 from chatbot_server.platform.errors import ServiceError, embedding_unavailable
+from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.hybrid_search import Hit, SearchFilter, retrieve
 
@@ -407,6 +408,8 @@ class Answerer:
         outcome.prompt_chars = sum(len(message["content"]) for message in messages)
         renumberer = CitationRenumberer(len(outcome.hits))
         reply = NotFoundReply()
+        # Not made current: a generator may be closed from another context than it ran in.
+        span = tracer.start_span("llm.stream", attributes={"llm.model": model})
         try:
             async for event in self._llm.stream(
                 model, messages, temperature=temperature,
@@ -440,6 +443,8 @@ class Answerer:
                 )
             raise ServiceError(code, str(error), reason=reason, details=details) from error
         finally:
+            span.set_attribute("llm.completion_tokens", outcome.completion_tokens)
+            span.end()
             rest = renumberer.feed(reply.flush()) + renumberer.flush()
             outcome.citations = [
                 _citation(number, outcome.hits[source - 1])

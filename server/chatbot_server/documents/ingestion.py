@@ -29,6 +29,7 @@ from chatbot_server.documents.document_preparation import (
 )
 from chatbot_server.documents.pdf_extraction import UnreadableDocumentError
 from chatbot_server.platform import metrics
+from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.local_model import count_tokens
 from chatbot_server.retrieval.text_search import text_search_config
@@ -86,7 +87,12 @@ class IngestionWorker:
             return False
         if job is None:
             return False
-        with structlog.contextvars.bound_contextvars(document_id=str(job.document_id)):
+        with (
+            structlog.contextvars.bound_contextvars(document_id=str(job.document_id)),
+            tracer.start_as_current_span(
+                "ingestion.document", attributes={"document.id": str(job.document_id)}
+            ),
+        ):
             await self._process(job)
         return True
 
@@ -103,8 +109,13 @@ class IngestionWorker:
             content = await document_store.document_content(self._pool, job.document_id)
             if content is None:
                 return
-            prepared = await self._prepare(content)
-            if not await self._embed_and_store(job, prepared):
+            with tracer.start_as_current_span("ingestion.extract"):
+                prepared = await self._prepare(content)
+            with tracer.start_as_current_span(
+                "ingestion.embed_and_store", attributes={"chunks": len(prepared.chunks)}
+            ):
+                stored = await self._embed_and_store(job, prepared)
+            if not stored:
                 log.info("document.abandoned", reason="deleted or requeued while processing")
                 return
         except UnreadableDocumentError as error:

@@ -9,6 +9,8 @@ from typing import TextIO
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
+from chatbot_server.platform.tracing import add_trace_ids
+
 
 def configure_logging(level: str, log_format: str, stream: TextIO | None = None) -> None:
     """Routes structlog events to `stream` (stdout) as JSON lines, or readable lines."""
@@ -20,6 +22,7 @@ def configure_logging(level: str, log_format: str, stream: TextIO | None = None)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             # Tracebacks without their frames' local variables: those hold connection

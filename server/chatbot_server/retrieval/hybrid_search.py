@@ -15,6 +15,7 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder
 from chatbot_server.retrieval.text_search import text_search_config
 
@@ -234,16 +235,18 @@ async def retrieve(
     mode: RetrievalMode = RetrievalMode.HYBRID,
 ) -> list[Hit]:
     """The `top_k` chunks most relevant to `query`: the Search RPC's path, shared by answers."""
-    (query_vector,) = await embedder.embed([query])
-    per_signal = max(top_k * 4, 40)
-    candidates = await find_candidates(
-        pool,
-        query,
-        query_vector,
-        embedder.model_name,
-        where,
-        language=where.language or "en",
-        vector_limit=0 if mode is RetrievalMode.TEXT else per_signal,
-        text_limit=0 if mode is RetrievalMode.VECTOR else per_signal,
-    )
-    return fuse(candidates, similarity_threshold, top_k, mode)
+    with tracer.start_as_current_span("retrieval", attributes={"retrieval.mode": mode.name}):
+        with tracer.start_as_current_span("retrieval.embed_query"):
+            (query_vector,) = await embedder.embed([query])
+        per_signal = max(top_k * 4, 40)
+        candidates = await find_candidates(
+            pool,
+            query,
+            query_vector,
+            embedder.model_name,
+            where,
+            language=where.language or "en",
+            vector_limit=0 if mode is RetrievalMode.TEXT else per_signal,
+            text_limit=0 if mode is RetrievalMode.VECTOR else per_signal,
+        )
+        return fuse(candidates, similarity_threshold, top_k, mode)
