@@ -13,9 +13,13 @@ import time
 class ServerProcess:
     """`python -m chatbot_server COMMAND` with the given environment; stdout kept as events."""
 
-    def __init__(self, env: dict[str, str], command: str = "serve") -> None:
+    def __init__(
+        self, env: dict[str, str], command: str = "serve", *, own_process_group: bool = False
+    ) -> None:
         self.env = {**os.environ, **env}
         self.command = command
+        # A process group of its own can be sent a terminal's Ctrl-C without the tests.
+        self.own_process_group = own_process_group
         self.process: asyncio.subprocess.Process | None = None
         self.events: list[dict[str, object]] = []
         self._reader: asyncio.Task[None] | None = None
@@ -29,6 +33,7 @@ class ServerProcess:
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=self.own_process_group,
         )
         self._reader = asyncio.create_task(self._read_events())
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -166,3 +168,35 @@ async def test_a_second_server_in_the_same_folder_leaves_the_first_serving(
 
 
 _SAME_PLACE = ("GRPC_ADDRESS", "EMBEDDED_POSTGRES_DIR", "EMBEDDED_POSTGRES_PORT", "REDIS_URL")
+
+
+async def test_ctrl_c_stops_the_server_and_its_extraction_process_quietly() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="chatbot-test-ctrl-c-"))
+    server = ServerProcess(
+        {
+            "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+            "EMBEDDED_POSTGRES_DIR": str(data_dir),
+            "EMBEDDED_POSTGRES_PORT": str(free_port()),
+            "SHUTDOWN_GRACE_SECONDS": "1",
+            "DATABASE_URL": "",
+            "REDIS_URL": "",
+        },
+        own_process_group=True,
+    )
+    await server.start()
+    try:
+        await server.wait_for_event("server.started")
+        assert server.process is not None
+        # The ingestion worker's extraction process runs from the start (warm-up).
+        await asyncio.sleep(1)
+        os.killpg(server.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        code, stderr = await server.finish(timeout=30)
+    finally:
+        await server.kill()
+        cluster = EmbeddedPostgres(data_dir, 1)
+        if cluster.is_running():
+            cluster.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "server.stopped" in [event.get("event") for event in server.events]

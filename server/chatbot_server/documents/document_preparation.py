@@ -38,7 +38,10 @@ def prepare_document(data: bytes, policy: ChunkingPolicy, max_pages: int) -> Pre
 
 def bind_to_parent(parent_pid: int) -> None:
     """Worker-process initializer: die with the server process, even when it is killed
-    outright, instead of lingering as an orphan (Linux; elsewhere a no-op)."""
+    outright, instead of lingering as an orphan (Linux; elsewhere a no-op). Ctrl-C, which a
+    terminal sends to the whole process group, is left to the server, which stops this
+    process with the pool; here it would only print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform != "linux":
         return
     set_parent_death_signal = 1  # PR_SET_PDEATHSIG
