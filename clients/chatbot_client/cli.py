@@ -31,6 +31,7 @@ from chatbot_client.events import (
 from chatbot_client.output import jsonable, local_time, print_json, size
 from chatbot_client.sync_client import SyncChatbotClient
 
+_FINAL_STATUSES = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
 _STATUSES = {
     "pending": pb.DOCUMENT_STATUS_PENDING,
     "processing": pb.DOCUMENT_STATUS_PROCESSING,
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except ChatbotError as error:
         print(f"chatbot: {_error_line(error)}", file=sys.stderr)
         return _EXIT_CODES.get(error.code, EXIT_FAILED)
+    except BrokenPipeError:
+        # The reader left (`chatbot documents list | head`): nothing more to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as error:
         # A file to upload that is missing or unreadable: the caller's input, not a crash.
         print(f"chatbot: {error.filename}: {error.strerror}", file=sys.stderr)
@@ -326,14 +331,19 @@ def _upload(client: SyncChatbotClient, args: argparse.Namespace) -> int:
             )
         except ChatbotError as error:
             result.error = _error_line(error)
+            bar.file_done(index + 1, len(files), file.name, result.error)
             continue
         result.document, result.already_stored = response.document, response.deduplicated
+        state = "already stored" if response.deduplicated else "stored"
         if args.process:
             for update in client.watch_document(response.document.document_id):
                 result.document = update.document
-                bar.show(index, len(files), file.name, _processing_state(update))
+                state = _processing_state(update)
+                done = update.chunks_done / update.chunks_total if update.chunks_total else 0.0
+                bar.show(index, len(files), file.name, state, done)
             if result.document.status == pb.DOCUMENT_STATUS_FAILED:
                 result.error = result.document.error
+        bar.file_done(index + 1, len(files), file.name, result.error or state)
     bar.finish()
     failed = [r for r in results if r.error]
     if args.json:
@@ -349,7 +359,8 @@ def _upload(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     documents = [r.document for r in results if r.document is not None]
     pages = sum(d.page_count for d in documents)
     chunks = sum(d.chunk_count for d in documents)
-    processed = "" if args.process else "; processing continues on the server"
+    waiting = [d for d in documents if d.status not in _FINAL_STATUSES]
+    processed = "; processing continues on the server" if waiting else ""
     print(f"{_count(len(files), 'file')}: {', '.join(parts)}; {_count(pages, 'page')}, "
           f"{_count(chunks, 'chunk')}; {time.monotonic() - started:.1f} s{processed}")  # fmt: skip
     return EXIT_FAILED if failed else EXIT_OK
@@ -368,28 +379,41 @@ def _processing_state(update: pb.WatchDocumentResponse) -> str:
 
 
 class _ProgressBar:
-    """One line on a terminal, redrawn in place: files done, this file's state."""
+    """Upload progress on stderr. On a terminal, one line redrawn in place: an overall bar of
+    files, then this file's bar of embedded chunks; elsewhere (a log, a pipe), one line per
+    file when it is done."""
 
-    WIDTH = 24
+    WIDTH = 20
 
     def __init__(self, stream: TextIO, *, enabled: bool) -> None:
         self._stream = stream
         self._enabled = enabled
+        self._live = enabled and stream.isatty()
         self._shown = False
 
-    def show(self, done: int, total: int, name: str, state: str) -> None:
-        if not self._enabled:
+    def show(self, done: int, total: int, name: str, state: str, fraction: float = 0.0) -> None:
+        if not self._live:
             return
-        filled = self.WIDTH * done // total if total else self.WIDTH
-        line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} {name[:30]}: {state}"
-        self._stream.write(f"\r{line[:110]:<110}")
+        line = f"{_bar(done / total if total else 1, 10)} {done}/{total} files  {name[:28]}"
+        line += f" {_bar(fraction, self.WIDTH)} {state}"
+        self._stream.write(f"\r{line[:118]:<118}")
         self._stream.flush()
         self._shown = True
 
+    def file_done(self, done: int, total: int, name: str, state: str) -> None:
+        if self._enabled and not self._live:
+            self._stream.write(f"{done}/{total} {name}: {state}\n")
+            self._stream.flush()
+
     def finish(self) -> None:
         if self._shown:
-            self._stream.write("\r" + " " * 110 + "\r")
+            self._stream.write("\r" + " " * 118 + "\r")
             self._stream.flush()
+
+
+def _bar(fraction: float, width: int) -> str:
+    filled = round(width * min(max(fraction, 0.0), 1.0))
+    return f"[{'#' * filled}{'.' * (width - filled)}]"
 
 
 def _list(client: SyncChatbotClient, args: argparse.Namespace) -> int:

@@ -46,12 +46,15 @@ class ServiceError(Exception):
         return status_pb2.Status(code=_RPC_CODES[self.code], message=self.message, details=packed)
 
 
-def bad_request(field: str, description: str, *, reason: str = "INVALID_ARGUMENT") -> ServiceError:
-    """INVALID_ARGUMENT naming the offending field."""
+def bad_request(
+    field: str, description: str, *, reason: str = "INVALID_ARGUMENT", labelled: bool = True
+) -> ServiceError:
+    """INVALID_ARGUMENT naming the offending field in its details, and in its message unless
+    `labelled` is false (for fields a person never sees, such as an upload's `chunk`)."""
     violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
     return ServiceError(
         grpc.StatusCode.INVALID_ARGUMENT,
-        f"{field}: {description}",
+        f"{field}: {description}" if labelled else description,
         reason=reason,
         details=[error_details_pb2.BadRequest(field_violations=[violation])],
     )

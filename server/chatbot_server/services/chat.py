@@ -165,12 +165,18 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
                 f"no conversation {conversation_id}",
                 reason="CONVERSATION_NOT_FOUND",
             )
-        if conversation.owner != call.identity or (
-            conversation.session_id and conversation.session_id != session_id
-        ):
+        if conversation.owner != call.identity:
             raise ServiceError(
                 grpc.StatusCode.PERMISSION_DENIED,
-                "this conversation belongs to another caller or session",
+                "this conversation belongs to another caller",
+                reason="CONVERSATION_NOT_OWNED",
+            )
+        if conversation.session_id and conversation.session_id != session_id:
+            # The caller's own conversation, started in a session: say what to send.
+            raise ServiceError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "this conversation was started in a session; send that session_id "
+                "(the session it was listed under)",
                 reason="CONVERSATION_NOT_OWNED",
             )
         return conversation

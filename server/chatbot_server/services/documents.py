@@ -92,12 +92,18 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         content = b"".join(parts)
         sha256 = digest.hexdigest()
         if not content:
-            raise bad_request("chunk", "the upload carried no bytes", reason="UNSUPPORTED_DOCUMENT")
+            raise bad_request(
+                "chunk",
+                "the upload carried no bytes",
+                reason="UNSUPPORTED_DOCUMENT",
+                labelled=False,
+            )
         if PDF_MAGIC not in content[:_HEADER_WINDOW]:
             raise bad_request(
                 "chunk",
                 "only PDF files are accepted, and these bytes do not start like one (%PDF-)",
                 reason="UNSUPPORTED_DOCUMENT",
+                labelled=False,
             )
         if expected_sha256 and sha256 != expected_sha256:
             raise ServiceError(
@@ -269,6 +275,7 @@ def _too_large(limit: int, size: int) -> ServiceError:
         "chunk",
         f"the document is larger than the limit of {limit} bytes; split or compress it",
         reason="DOCUMENT_TOO_LARGE",
+        labelled=False,
     )
     error.metadata.update({"limit_bytes": str(limit), "received_bytes": str(size)})
     return error
