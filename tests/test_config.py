@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,15 @@ def test_sections_are_frozen() -> None:
 def test_a_malformed_value_names_its_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_every_variable_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    names = [
+        setting.metadata["env"]
+        for section in dataclasses.fields(Settings)
+        for setting in dataclasses.fields(section.default_factory)  # type: ignore[arg-type]
+    ]
+    # RATE_LIMIT_* are documented together in their own table.
+    missing = [n for n in names if f"`{n}`" not in readme and not n.startswith("RATE_LIMIT_")]
+    assert missing == []
