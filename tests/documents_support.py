@@ -56,3 +56,11 @@ async def truncate_documents(owner_url: str) -> None:
 
 async def wait_until_final(client: ChatbotClient, document_id: str) -> pb.Document:
     return await asyncio.wait_for(client.wait_for_document(document_id), 120)
+
+
+async def upload_the_manual(client: ChatbotClient) -> pb.Document:
+    """Uploads the XPD-42 sample manual and waits until it is READY."""
+    uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
+    ready = await wait_until_final(client, uploaded.document.document_id)
+    assert ready.status == pb.DOCUMENT_STATUS_READY, ready.error
+    return ready

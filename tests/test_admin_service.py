@@ -3,7 +3,6 @@ keys, with the answers made by a fake model on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import Counter
@@ -17,13 +16,12 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from chatbot.v1 import admin_service_pb2 as pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
 from chatbot.v1 import chat_service_pb2 as chat_pb
-from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot_client import ChatbotClient
 from chatbot_server.answers.fake_openai import FakeOpenAI
 from chatbot_server.governance.experiment_store import Variant
 from chatbot_server.governance.experiments import assign_variant
 from tests.databases import MigratedDatabase, create_test_database
-from tests.documents_support import manual_pdf
+from tests.documents_support import upload_the_manual
 from tests.governance_support import new_key, with_key
 from tests.rpc_errors import error_info
 from tests.servers import RunningServer, server_settings, start_server
@@ -64,9 +62,7 @@ async def admin_server(
         )
     )
     async with ChatbotClient(running.address) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        ready = await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
-        assert ready.status == documents_pb.DOCUMENT_STATUS_READY
+        await upload_the_manual(client)
     yield running
     await running.stop()
     await fake.stop()

@@ -15,13 +15,12 @@ import pytest_asyncio
 from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
 from chatbot.v1 import chat_service_pb2 as chat_pb
-from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot_client import ChatbotClient
 from chatbot_server.answers.answer_log_store import AnswerLogEntry, record_call
 from chatbot_server.answers.fake_openai import Failure, FakeOpenAI, Reply
 from tests.alert_receivers import MailReceiver, WebhookReceiver
 from tests.databases import MigratedDatabase, create_test_database
-from tests.documents_support import manual_pdf
+from tests.documents_support import upload_the_manual
 from tests.governance_support import app_pool, new_key, with_key
 from tests.polling import eventually
 from tests.rpc_errors import error_info
@@ -65,9 +64,7 @@ async def rig(postgres_superuser_url: str, redis_url: str) -> AsyncIterator[Budg
     # Two replicas of one service: the alert must go out once across both.
     servers = [await start_server(settings), await start_server(settings)]
     async with ChatbotClient(servers[0].address) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        ready = await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
-        assert ready.status == documents_pb.DOCUMENT_STATUS_READY
+        await upload_the_manual(client)
     _, admin_secret = await new_key(database.app_url, "budget-admin", "admin")
     yield BudgetRig(database, fake, webhook, mail, servers, admin_secret)
     for server in servers:

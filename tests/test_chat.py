@@ -13,12 +13,11 @@ import pytest
 import pytest_asyncio
 
 from chatbot.v1 import chat_service_pb2 as pb
-from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot_client import AnswerStarted, ChatbotClient, SyncChatbotClient, TextDelta
 from chatbot_server.answers.fake_openai import Failure, FakeOpenAI, Reply
 from tests.conftest import LogSink
 from tests.databases import MigratedDatabase, create_test_database
-from tests.documents_support import manual_pdf
+from tests.documents_support import upload_the_manual
 from tests.polling import eventually
 from tests.servers import RunningServer, server_settings, start_server
 
@@ -54,9 +53,7 @@ async def chat_server(
     )
     running = await start_server(settings)
     async with ChatbotClient(running.address) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        ready = await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
-        assert ready.status == documents_pb.DOCUMENT_STATUS_READY
+        await upload_the_manual(client)
     yield running
     await running.stop()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase
-from tests.documents_support import manual_pdf, truncate_documents
+from tests.documents_support import manual_pdf, truncate_documents, upload_the_manual
 from tests.pdfs import text_pdf
 from tests.servers import RunningServer
 
@@ -107,8 +107,7 @@ async def test_ask_streams_the_answer_with_footnotes_and_conversations_list_it(
 ) -> None:
     await truncate_documents(database.owner_url)
     async with ChatbotClient(server.address) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+        await upload_the_manual(client)
 
     code, out, err = await chatbot(
         server, "ask", "What does a blinking red status LED mean?", "--session", "cli"
@@ -183,9 +182,8 @@ async def test_documents_show_is_readable(
 ) -> None:
     await truncate_documents(database.owner_url)
     async with ChatbotClient(server.address) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
-    code, out, err = await chatbot(server, "documents", "show", uploaded.document.document_id)
+        manual = await upload_the_manual(client)
+    code, out, err = await chatbot(server, "documents", "show", manual.document_id)
     assert code == 0, err
     fields = dict(line.split(":", 1) for line in out.splitlines())
     assert fields["Title"].strip() == "XPD-42 Manual"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -11,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from chatbot_client import ChatbotClient
 from chatbot_client.errors import NotFoundError
 from tests.databases import MigratedDatabase
-from tests.documents_support import manual_pdf, truncate_documents
+from tests.documents_support import truncate_documents, upload_the_manual
 from tests.servers import server_settings, start_server
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -44,8 +42,7 @@ async def test_metrics_count_rpcs_answers_ingestion_and_the_pool(
         url = running.server.metrics.url
         before = await scrape(url)
         async with ChatbotClient(running.address) as client:
-            uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-            await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+            await upload_the_manual(client)
             await client.search("DMX input port")
             await client.answer("What does a blinking red status LED mean?")
             with pytest.raises(NotFoundError):

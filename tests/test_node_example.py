@@ -11,7 +11,7 @@ import pytest
 
 from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase
-from tests.documents_support import manual_pdf, truncate_documents
+from tests.documents_support import truncate_documents, upload_the_manual
 from tests.servers import RunningServer
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "node"
@@ -34,8 +34,7 @@ async def test_the_node_example_streams_an_answer_with_citations(
 ) -> None:
     await truncate_documents(database.owner_url)
     async with ChatbotClient(server.address) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+        await upload_the_manual(client)
     code, _, err = await run("npm", "ci", "--silent", "--no-audit", "--no-fund")
     assert code == 0, err
     code, out, err = await run(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot_client import ChatbotClient
 from tests.conftest import LogSink
 from tests.databases import MigratedDatabase
-from tests.documents_support import manual_pdf, truncate_documents
+from tests.documents_support import truncate_documents, upload_the_manual
 from tests.polling import eventually
 from tests.servers import RunningServer
 
@@ -20,8 +18,7 @@ async def test_offline_answer_quotes_the_best_passages_with_citations(
 ) -> None:
     await truncate_documents(database.owner_url)
     async with ChatbotClient(server.address) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+        await upload_the_manual(client)
         events = [
             e
             async for e in client.chat.StreamAnswer(
@@ -60,8 +57,7 @@ async def test_a_call_cancelled_right_after_started_is_recorded_as_cancelled(
 ) -> None:
     await truncate_documents(database.owner_url)
     async with ChatbotClient(server.address) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+        await upload_the_manual(client)
         call = client.chat.StreamAnswer(
             pb.StreamAnswerRequest(question="What does a blinking red status LED mean?")
         )

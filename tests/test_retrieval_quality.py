@@ -19,7 +19,12 @@ from chatbot_client import ChatbotClient
 from chatbot_server.documents.page_cleaning import clean_glyphs
 from chatbot_server.documents.pdf_extraction import extract_document
 from tests.databases import MigratedDatabase
-from tests.documents_support import manual_pdf, truncate_documents, wait_until_final
+from tests.documents_support import (
+    manual_pdf,
+    truncate_documents,
+    upload_the_manual,
+    wait_until_final,
+)
 from tests.servers import RunningServer
 
 WORDS = ["valve", "pressure", "sensor", "bracket", "cable", "filter", "gasket", "module"]
@@ -146,8 +151,7 @@ async def only_the_manual(
     """A client of a server whose only document is the READY sample manual."""
     await truncate_documents(database.owner_url)
     async with ChatbotClient(server.address, timeout=30) as client:
-        uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-        await wait_until_final(client, uploaded.document.document_id)
+        await upload_the_manual(client)
         yield client
 
 

@@ -3,7 +3,6 @@ receives them, with the trace ids in the log events."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import threading
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from chatbot_client import ChatbotClient
 from tests.conftest import LogSink
 from tests.databases import MigratedDatabase
-from tests.documents_support import manual_pdf, truncate_documents
+from tests.documents_support import truncate_documents, upload_the_manual
 from tests.servers import server_settings, start_server
 
 
@@ -74,8 +73,7 @@ async def test_rpcs_retrieval_and_ingestion_are_traced_and_logs_carry_the_trace_
     )  # fmt: skip
     try:
         async with ChatbotClient(running.address) as client:
-            uploaded = await client.upload_document(manual_pdf(), title="XPD-42 Manual")
-            await asyncio.wait_for(client.wait_for_document(uploaded.document.document_id), 120)
+            await upload_the_manual(client)
             await client.search("DMX input port")
             await client.answer("What does a blinking red status LED mean?")
     finally:
