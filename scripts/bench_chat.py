@@ -24,8 +24,7 @@ import psutil
 import pymupdf
 from bench_server import embedded_server, redis_url
 
-from chatbot.v1 import chat_service_pb2 as pb
-from chatbot_client import ChatbotClient
+from chatbot_client import AnswerFinished, ChatbotClient, TextDelta
 from chatbot_server.answers.fake_openai import FakeOpenAI, Reply
 from chatbot_server.app import ChatbotServer
 from chatbot_server.governance.key_management import create_key
@@ -73,12 +72,11 @@ async def answer_ttft(client: ChatbotClient) -> tuple[float, bool]:
     started = time.perf_counter()
     first = None
     completed = False
-    async for event in client.ask(QUESTION, deadline_seconds=300):
-        kind = event.WhichOneof("event")
-        if kind == "delta" and first is None:
+    async for event in client.ask(QUESTION, timeout=300):
+        if isinstance(event, TextDelta) and first is None:
             first = (time.perf_counter() - started) * 1000
-        if kind == "done":
-            completed = event.done.finish_reason == pb.FINISH_REASON_STOP
+        if isinstance(event, AnswerFinished):
+            completed = event.finish_reason == "stop"
     return first or float("nan"), completed
 
 

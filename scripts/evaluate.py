@@ -24,7 +24,6 @@ from pathlib import Path
 
 from bench_server import embedded_server
 
-from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import common_pb2
 from chatbot_client import ChatbotClient
 from chatbot_server.platform.logs import configure_logging
@@ -88,7 +87,7 @@ def summarize(ranks: list[int | None]) -> str:
 @dataclass
 class Results:
     ranks: dict[str, list[int | None]]
-    groundings: list[int]
+    groundings: list[str]
     details: list[dict[str, object]]
     answers: list[dict[str, str]]
 
@@ -139,14 +138,10 @@ async def ask_everything(pdfs: dict[str, Path], questions: list[Question]) -> Re
             results.details.append(record)
 
         for question in questions:
-            grounding: int = chat_pb.GROUNDING_UNSPECIFIED
-            text = ""
-            async for event in client.ask(question.question):
-                if event.HasField("done"):
-                    grounding = event.done.grounding
-                text += event.delta.text
-            results.groundings.append(grounding)
-            results.answers.append({"question": question.question, "answer": text})
+            answer = await client.answer(question.question)
+            finished = answer.finished
+            results.groundings.append(finished.grounding if finished is not None else "")
+            results.answers.append({"question": question.question, "answer": answer.text})
     return results
 
 
@@ -162,11 +157,7 @@ def report(questions: list[Question], results: Results) -> None:
             ]
             print(f"  {mode:<7} {kind:<10} {summarize(kind_ranks)}")
 
-    marked = [
-        q
-        for q, g in zip(questions, results.groundings, strict=True)
-        if g == chat_pb.GROUNDING_NOT_FOUND
-    ]
+    marked = [q for q, g in zip(questions, results.groundings, strict=True) if g == "not_found"]
     unanswerable = [q for q in questions if q.document is None]
     true_marked = [q for q in marked if q.document is None]
     precision = len(true_marked) / len(marked) if marked else 1.0
