@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+from typing import Any
 
 from tests.databases import MigratedDatabase
 from tests.governance_support import new_key
@@ -79,3 +81,32 @@ async def test_experiments_and_keys_from_the_command_line(
     assert "revoked" in out
     code, _, err = await chatbot(server, "--api-key", made_secret, "conversations", "list")
     assert code == 4 and "UNAUTHENTICATED" in err
+
+
+async def test_admin_commands_print_json_that_parses(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    _, secret = await new_key(database.app_url, "cli-json", "admin")
+
+    async def as_json(*args: str) -> Any:
+        code, out, err = await chatbot(server, "--api-key", secret, *args, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    report = await as_json("cost-report", "--days", "2")
+    assert report["total"]["key"] == "total" and len(report["by_day"]) == 2
+    assert (await as_json("budget"))["budget"]["scope"] == "global"
+    created = await as_json(
+        "experiments", "create", "json-test", "--variant", "name=a,weight=1",
+        "--variant", "name=b,weight=1",
+    )  # fmt: skip
+    experiment_id = created["experiment_id"]
+    assert experiment_id in [e["experiment_id"] for e in await as_json("experiments", "list")]
+    shown = await as_json("experiments", "show", experiment_id)
+    assert [v["variant"] for v in shown["variants"]] == ["a", "b"]
+    assert (await as_json("experiments", "stop", experiment_id))["active"] is False
+    key = await as_json("keys", "create", "--name", "json-made", "--role", "client")
+    assert key["secret"].startswith("cbk_")
+    assert key["api_key"]["api_key_id"] in [k["api_key_id"] for k in await as_json("keys", "list")]
+    assert (await as_json("keys", "revoke", key["api_key"]["api_key_id"]))["revoked"] is True
+    assert "cleared_count" in await as_json("clear-rate-limits")

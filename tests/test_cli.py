@@ -175,6 +175,10 @@ async def test_every_data_command_prints_json_that_parses(
     assert code == 0, err
     assert json.loads(out.splitlines()[-1])["document"]["status"] == "DOCUMENT_STATUS_READY"
     assert await as_json("conversations", "delete", conversation_id) == {"deleted": conversation_id}
+    requeued = await as_json("documents", "reprocess", document_id)
+    assert requeued["status"] in ("DOCUMENT_STATUS_PENDING", "DOCUMENT_STATUS_PROCESSING")
+    assert await as_json("documents", "delete", document_id) == {"deleted": document_id}
+    assert await as_json("documents", "list") == []
 
 
 async def test_documents_show_is_readable(
