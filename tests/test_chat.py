@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot_client import AnswerStarted, ChatbotClient, SyncChatbotClient, TextDelta
+from chatbot_client.errors import DeadlineExceededError
 from chatbot_server.answers.fake_openai import Failure, FakeOpenAI, Reply
 from tests.conftest import LogSink
 from tests.databases import MigratedDatabase, create_test_database
@@ -458,3 +459,16 @@ async def test_leaving_the_blocking_clients_answer_loop_cancels_the_answer(
         return found if len(found) == 3 else []
 
     assert [r["finish_reason"] for r in await eventually(recorded)] == ["cancelled"] * 3
+
+
+async def test_a_per_method_default_deadline_applies_and_a_per_call_one_overrides_it(
+    chat_server: RunningServer, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.replies.clear()
+    fake_llm.replies.extend(Reply(["slow "] * 20, piece_delay=0.1) for _ in range(2))
+    async with ChatbotClient(chat_server.address, deadlines={"StreamAnswer": 0.5}) as client:
+        with pytest.raises(DeadlineExceededError):
+            await client.answer(QUESTION)
+        answer = await client.answer(QUESTION, timeout=30)
+    assert answer.text.startswith("slow") and answer.finished is not None
+    assert answer.finished.finish_reason == "stop"

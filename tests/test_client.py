@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1.health import HealthServicer
 
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient, SyncChatbotClient
+from chatbot_client.errors import UnavailableError
 from tests.databases import MigratedDatabase
 from tests.documents_support import manual_pdf, truncate_documents
 from tests.servers import RunningServer
@@ -44,3 +52,35 @@ async def test_blocking_client_uploads_watches_lists_and_searches(
     assert seen[0] == document.document_id
     assert seen[-1] == "DOCUMENT_STATUS_READY"
     assert hits == 2
+
+
+def self_signed_certificate(folder: Path) -> tuple[bytes, bytes]:
+    """A certificate for localhost and its key, made by openssl as an operator would."""
+    key, certificate = folder / "key.pem", folder / "certificate.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return certificate.read_bytes(), key.read_bytes()
+
+
+async def test_the_client_connects_over_tls_and_refuses_an_untrusted_certificate(
+    tmp_path: Path,
+) -> None:
+    certificate, key = self_signed_certificate(tmp_path)
+    # A TLS-terminating server in front of the service, reduced to what the client checks.
+    server = grpc.aio.server()
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, certificate)]))
+    await server.start()
+    try:
+        async with ChatbotClient(f"localhost:{port}", root_certificates=certificate) as trusted:
+            assert await trusted.health() == "SERVING"
+        async with ChatbotClient(f"localhost:{port}", tls=True, timeout=5) as untrusting:
+            with pytest.raises(UnavailableError):
+                await untrusting.health()
+    finally:
+        await server.stop(None)

@@ -19,6 +19,13 @@ from prometheus_client import REGISTRY
 from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
 from chatbot.v1 import chat_service_pb2 as chat_pb
+from chatbot_client import ChatbotClient
+from chatbot_client.errors import (
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+)
 from chatbot_server.governance.rate_limit_rules import Limit, Rate, parse_rate
 from chatbot_server.governance.rate_limiter import (
     InProcessRateLimiter,
@@ -307,3 +314,40 @@ def test_a_sliding_window_admits_exactly_what_fits(
             assert decision.states[0].retry_after_seconds == pytest.approx(
                 oldest_blocking + window - now[0]
             )
+
+
+async def test_the_client_library_raises_each_refusal_as_its_error_class(
+    limits_database: MigratedDatabase, own_redis: RedisServer
+) -> None:
+    strict = server_settings(
+        limits_database.app_url, own_redis.url, ALLOW_ANONYMOUS="false",
+        RATE_LIMIT_ENABLED="true", RATE_LIMIT_AUTHENTICATED="2/minute",
+        RATE_LIMIT_BURST="1000/second",
+    )  # fmt: skip
+    running = await start_server(strict)
+    _, secret = await new_key(limits_database.app_url, "error-classes", "client")
+    try:
+        async with ChatbotClient(running.address) as anonymous:
+            with pytest.raises(UnauthenticatedError) as unauthenticated:
+                await anonymous.search("anything")
+        assert unauthenticated.value.reason == "API_KEY_REQUIRED"
+        async with ChatbotClient(running.address, api_key=secret) as client:
+            with pytest.raises(PermissionDeniedError) as denied:
+                await client.budget_status()
+            assert denied.value.reason == "ADMIN_REQUIRED"
+            await client.search("one")
+            await client.search("two")
+            with pytest.raises(ResourceExhaustedError) as limited:
+                await client.search("three")
+    finally:
+        await running.stop()
+    error = limited.value
+    assert error.reason == "RATE_LIMITED" and error.domain == "chatbot.v1"
+    assert error.metadata["limit"] == "authenticated"
+    assert error.retry_delay is not None and 0 < error.retry_delay <= 60
+    (violation,) = error.quota_violations
+    assert violation.subject.endswith(":authenticated") and violation.description
+    async with ChatbotClient("127.0.0.1:1", timeout=2) as nowhere:
+        with pytest.raises(UnavailableError) as unavailable:
+            await nowhere.get_document("00000000-0000-4000-8000-000000000000")
+    assert unavailable.value.reason == ""  # no server, so no details: the transport's error
