@@ -8,8 +8,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatbot_client import ChatbotClient
 from chatbot_client.errors import NotFoundError
-from tests.databases import MigratedDatabase
+from tests.databases import MigratedDatabase, free_port
 from tests.documents_support import truncate_documents, upload_the_manual
+from tests.polling import eventually
+from tests.processes import ServerProcess
 from tests.servers import server_settings, start_server
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -71,3 +73,30 @@ async def test_metrics_count_rpcs_answers_ingestion_and_the_pool(
     assert value(after, "chatbot_database_connections", state="open") >= 1
     assert value(after, "chatbot_database_connections", state="max") >= 1
     assert ("chatbot_ingestion_queue_depth", ()) in after
+
+
+async def test_a_worker_process_serves_its_ingestion_metrics(
+    database: MigratedDatabase, redis_url: str
+) -> None:
+    await truncate_documents(database.owner_url)
+    address = f"127.0.0.1:{free_port()}"
+    worker = ServerProcess(
+        {"DATABASE_URL": database.app_url, "REDIS_URL": redis_url, "METRICS_ADDRESS": address},
+        "worker",
+    )
+    await worker.start()
+    try:
+        await worker.wait_for_event("worker.started")
+        samples = await eventually(lambda: scrape_if_up(f"http://{address}/metrics"))
+    finally:
+        await worker.kill()
+    assert ("chatbot_ingestion_queue_depth", ()) in samples
+    assert ("chatbot_database_connections", (("state", "open"),)) in samples
+
+
+async def scrape_if_up(url: str) -> Samples | None:
+    """The samples, or None while the endpoint is not listening yet."""
+    try:
+        return await scrape(url)
+    except httpx.HTTPError:
+        return None

@@ -360,6 +360,9 @@ async def run_worker(settings: Settings) -> None:
     """Runs only the ingestion worker, for a separate worker process, until signalled."""
     resources = await open_resources(settings)
     worker = ingestion_worker(settings, resources)
+    address = settings.server.metrics_address
+    # Queue depth, throughput and embedding latency come from the workers.
+    metrics = MetricsEndpoint(address) if address is not None else None
     task = asyncio.create_task(worker.run(), name="ingestion")
     log.info("worker.started")
     try:
@@ -368,6 +371,8 @@ async def run_worker(settings: Settings) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if metrics is not None:
+            metrics.close()
         await resources.close()
         log.info("worker.stopped")
 
