@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -137,6 +138,7 @@ async def test_database_without_pgvector_stops_the_server_with_instructions(
     [
         ("SHUTDOWN_GRACE_SECONDS", "soon", "SHUTDOWN_GRACE_SECONDS must be a number"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console"),
+        ("METRICS_ADDRESS", "9464", "METRICS_ADDRESS must be host:port"),
     ],
 )
 async def test_malformed_setting_stops_the_server_naming_the_variable(
@@ -200,3 +202,25 @@ async def test_ctrl_c_stops_the_server_and_its_extraction_process_quietly() -> N
     assert code == 0, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert "server.stopped" in [event.get("event") for event in server.events]
+
+
+async def test_a_taken_metrics_port_stops_the_server_with_one_line(
+    database: MigratedDatabase,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess(
+            {
+                "DATABASE_URL": database.app_url,
+                "REDIS_URL": "",
+                "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+                "METRICS_ADDRESS": f"127.0.0.1:{port}",
+            }
+        )
+        await server.start()
+        code, stderr = await server.finish(timeout=60)
+    assert code == 2
+    assert f"cannot listen on METRICS_ADDRESS 127.0.0.1:{port}" in stderr
+    assert "Traceback" not in stderr

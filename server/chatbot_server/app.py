@@ -288,9 +288,9 @@ class ChatbotServer:
             raise ListenError(address)
         await self.monitor.check_once()
         await self.resources.embedder.warm_up()
-        await self.server.start()
         if self.settings.server.metrics_address is not None:
             self.metrics = MetricsEndpoint(self.settings.server.metrics_address)
+        await self.server.start()
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="dependency-monitor"))
         for number, worker in enumerate(self.workers):
             self._tasks.append(asyncio.create_task(worker.run(), name=f"ingestion-{number}"))

@@ -34,6 +34,7 @@ from chatbot_server.platform.database import (
 from chatbot_server.platform.embedded_postgres import EmbeddedPostgresError
 from chatbot_server.platform.errors import ServiceError
 from chatbot_server.platform.logs import configure_logging
+from chatbot_server.platform.metrics import MetricsListenError
 from chatbot_server.platform.migrations import MigrationError
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,7 @@ _SETUP_ERRORS = (
     DatabaseUnavailableError,
     EmbeddedPostgresError,
     MigrationError,
+    MetricsListenError,
 )
 _COMMANDS = {
     "serve": "run the gRPC server (the default)",

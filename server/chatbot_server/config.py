@@ -7,6 +7,7 @@ is checked; components take their own section (`settings.budget`, `settings.llm`
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,6 +299,9 @@ def _read_section(section: type[Any], env: Mapping[str, str]) -> Any:
 
 
 def _check_consistency(settings: Settings) -> None:
+    metrics_address = settings.server.metrics_address
+    if metrics_address is not None and not re.fullmatch(r"[^\s]*:\d{1,5}", metrics_address):
+        raise SettingsError("METRICS_ADDRESS must be host:port, for example 127.0.0.1:9464")
     if settings.database.pool_min_size > settings.database.pool_max_size:
         raise SettingsError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
     if settings.documents.chunk_overlap_chars >= settings.documents.chunk_size_chars:

@@ -62,6 +62,10 @@ def watch_pool(
     DATABASE_CONNECTIONS.labels("max").set_function(maximum)
 
 
+class MetricsListenError(OSError):
+    """METRICS_ADDRESS cannot be listened on."""
+
+
 class MetricsEndpoint:
     """The `/metrics` HTTP endpoint on its own thread."""
 
@@ -69,7 +73,12 @@ class MetricsEndpoint:
         host, _, port = address.rpartition(":")
         self._server: WSGIServer
         self._thread: threading.Thread
-        self._server, self._thread = start_http_server(int(port), addr=host or "0.0.0.0")
+        try:
+            self._server, self._thread = start_http_server(int(port), addr=host or "0.0.0.0")
+        except OSError as error:
+            raise MetricsListenError(
+                f"cannot listen on METRICS_ADDRESS {address}: {error.strerror or error}"
+            ) from None
         self.url = f"http://{host or '0.0.0.0'}:{self._server.server_port}/metrics"
         log.info("metrics.serving", url=self.url)
 
