@@ -160,6 +160,13 @@ async def test_every_data_command_prints_json_that_parses(
     hits = await as_json("search", "blinking red status LED")
     assert hits["results"][0]["page_number"] == 3
     answer = await as_json("ask", "What does a blinking red status LED mean?")
+    elsewhere = await as_json("ask", "What does a blinking red status LED mean?", "--tag", "none")
+    assert elsewhere["citations"] == [] and elsewhere["finished"]["grounding"] == "not_found"
+    narrowed = await as_json(
+        "ask", "What does a blinking red status LED mean?", "--document", document_id,
+        "--top-k", "1",
+    )  # fmt: skip
+    assert [c["page_number"] for c in narrowed["citations"]] == [3]
     assert "blinks red" in answer["text"] and answer["finished"]["finish_reason"] == "stop"
     assert answer["citations"][0]["page_number"] == 3
     conversation_id = answer["started"]["conversation_id"]

@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--conversation", default="", help="continue this conversation (id)")
     ask.add_argument("--session", default="", help="session id the conversation belongs to")
     ask.add_argument("--language", default="", help="BCP-47 code of the question")
+    ask.add_argument("--top-k", type=int, default=0, help="chunks to retrieve (1-50)")
+    ask.add_argument("--document", action="append", default=[], help="only this document (repeat)")
+    ask.add_argument("--tag", action="append", default=[], help="only documents with this tag")
     ask.set_defaults(handler=_ask)
 
     conversations = _add(commands, "conversations", help="list, show or delete")
@@ -206,6 +209,9 @@ def _ask(client: SyncChatbotClient, args: argparse.Namespace) -> int:
         conversation_id=args.conversation,
         session_id=args.session,
         language=args.language,
+        top_k=args.top_k,
+        document_ids=args.document,
+        tags=args.tag,
     )
     if args.json:
         answer = Answer.from_events(events)
