@@ -19,6 +19,7 @@ from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client.admin_commands import add_admin_commands
+from chatbot_client.client import FINAL_STATUSES
 from chatbot_client.errors import ChatbotError
 from chatbot_client.events import (
     Answer,
@@ -31,7 +32,6 @@ from chatbot_client.events import (
 from chatbot_client.output import jsonable, local_time, print_json, size
 from chatbot_client.sync_client import SyncChatbotClient
 
-_FINAL_STATUSES = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
 _STATUSES = {
     "pending": pb.DOCUMENT_STATUS_PENDING,
     "processing": pb.DOCUMENT_STATUS_PROCESSING,
@@ -365,7 +365,7 @@ def _upload(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     documents = [r.document for r in results if r.document is not None]
     pages = sum(d.page_count for d in documents)
     chunks = sum(d.chunk_count for d in documents)
-    waiting = [d for d in documents if d.status not in _FINAL_STATUSES]
+    waiting = [d for d in documents if d.status not in FINAL_STATUSES]
     processed = "; processing continues on the server" if waiting else ""
     print(f"{_count(len(files), 'file')}: {', '.join(parts)}; {_count(pages, 'page')}, "
           f"{_count(chunks, 'chunk')}; {time.monotonic() - started:.1f} s{processed}")  # fmt: skip

@@ -28,7 +28,8 @@ pb = document_service_pb2
 chat_pb = chat_service_pb2
 T = TypeVar("T")
 UPLOAD_PIECE_BYTES = 256 * 1024
-_FINAL = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
+# A document in one of these is done: processing will not change it.
+FINAL_STATUSES = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
 # Seconds a call may take unless the caller says otherwise; other methods use `timeout`.
 DEFAULT_DEADLINES: Mapping[str, float] = {
     "UploadDocument": 600.0,
@@ -243,7 +244,7 @@ class ChatbotClient:
     ) -> pb.Document:
         """The document once it is READY or FAILED."""
         async for update in self.watch_document(document_id, timeout=timeout):
-            if update.document.status in _FINAL:
+            if update.document.status in FINAL_STATUSES:
                 return update.document
         return await self.get_document(document_id)
 

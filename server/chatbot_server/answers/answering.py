@@ -31,7 +31,7 @@ from chatbot_server.answers.answer_recording import (
     elapsed_ms,
     record_answer,
 )
-from chatbot_server.answers.citations import CitationRenumberer
+from chatbot_server.answers.citations import CitationRenumberer, stored_citation
 from chatbot_server.answers.grounding import (
     NOT_FOUND_TEXT,
     NotFoundReply,
@@ -60,8 +60,6 @@ from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.hybrid_search import Hit, SearchFilter, retrieve
 
 log = structlog.get_logger(__name__)
-
-CITATION_TEXT_LIMIT = 500
 # A numbered source in the prompt: a chunk of about CHUNK_SIZE_CHARS and its heading. Only
 # an estimate: a prompt that turns out larger is topped up before the model is called.
 SOURCE_BYTES_ESTIMATE = 1400
@@ -507,16 +505,16 @@ class Answerer:
 
 def _citation(number: int, hit: Hit) -> dict[str, Any]:
     found = hit.candidate
-    return {
-        "number": number,
-        "document_id": str(found.document_id),
-        "document_title": found.document_title,
-        "chunk_id": str(found.chunk_id),
-        "page_number": found.page_number,
-        "section_title": found.section_title,
-        "chunk_text": found.text[:CITATION_TEXT_LIMIT],
-        "relevance_score": hit.relevance,
-    }
+    return stored_citation(
+        number,
+        document_id=found.document_id,
+        document_title=found.document_title,
+        chunk_id=found.chunk_id,
+        page_number=found.page_number,
+        section_title=found.section_title,
+        chunk_text=found.text,
+        relevance_score=hit.relevance,
+    )
 
 
 def _offline_for_budget(refusal: ServiceError) -> str:

@@ -9,6 +9,11 @@ Markers naming no source are removed rather than left pointing at nothing.
 from __future__ import annotations
 
 import re
+from typing import Any
+from uuid import UUID
+
+# How much of a cited chunk a citation carries.
+CITATION_TEXT_LIMIT = 500
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # A tail that may still grow into a marker ("[", "[1", "[1, 2").
@@ -50,3 +55,27 @@ class CitationRenumberer:
             if number not in numbers:
                 numbers.append(number)
         return "".join(f"[{number}]" for number in numbers)
+
+
+def stored_citation(
+    number: int,
+    *,
+    document_id: UUID,
+    document_title: str,
+    chunk_id: UUID,
+    page_number: int,
+    section_title: str,
+    chunk_text: str,
+    relevance_score: float,
+) -> dict[str, Any]:
+    """A citation as messages store it (JSON) and `common.Citation` returns it."""
+    return {
+        "number": number,
+        "document_id": str(document_id),
+        "document_title": document_title,
+        "chunk_id": str(chunk_id),
+        "page_number": page_number,
+        "section_title": section_title,
+        "chunk_text": chunk_text[:CITATION_TEXT_LIMIT],
+        "relevance_score": relevance_score,
+    }

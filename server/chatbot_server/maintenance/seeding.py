@@ -10,12 +10,12 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from uuid import UUID
 
 import asyncpg
 import numpy as np
 
 from chatbot_server.answers import chat_store
+from chatbot_server.answers.citations import stored_citation
 from chatbot_server.documents import document_store
 from chatbot_server.documents.document_store import NewDocument
 from chatbot_server.maintenance.seed_content import seed_manual, seed_question
@@ -143,14 +143,13 @@ async def seed_conversations(
 
 
 def _citation(number: int, row: asyncpg.Record) -> dict[str, object]:
-    chunk_id: UUID = row["id"]
-    return {
-        "number": number,
-        "document_id": str(row["document_id"]),
-        "document_title": row["title"],
-        "chunk_id": str(chunk_id),
-        "page_number": row["page_number"],
-        "section_title": row["section_title"],
-        "chunk_text": row["content"],
-        "relevance_score": 1.0,
-    }
+    return stored_citation(
+        number,
+        document_id=row["document_id"],
+        document_title=row["title"],
+        chunk_id=row["id"],
+        page_number=row["page_number"],
+        section_title=row["section_title"],
+        chunk_text=row["content"],
+        relevance_score=1.0,
+    )
