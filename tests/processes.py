@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 
 class ServerProcess:
@@ -81,3 +82,19 @@ async def run_command(command: str, env: dict[str, str]) -> tuple[int, str, list
     await process.start()
     code, stderr = await process.finish(timeout=120)
     return code, stderr, [str(event.get("event")) for event in process.events]
+
+
+async def run_process(
+    *command: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> tuple[int, str, str]:
+    """Runs a program to its end with no input: exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        *map(str, command), cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase
 from tests.documents_support import manual_pdf, truncate_documents, upload_the_manual
 from tests.pdfs import text_pdf
+from tests.processes import run_process
 from tests.servers import RunningServer
 
 
@@ -23,14 +23,10 @@ async def chatbot(
     """Runs `chatbot --target SERVER ARGS`, without CHATBOT_API_KEY unless `env` sets it."""
     environment = {k: v for k, v in os.environ.items() if k != "CHATBOT_API_KEY"}
     target = server if isinstance(server, str) else server.address
-    process = await asyncio.create_subprocess_exec(
+    return await run_process(
         sys.executable, "-m", "chatbot_client", "--target", target, *args,
-        env={**environment, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**environment, **(env or {})}, timeout=180,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 180)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_health_prints_status_and_exits_zero(server: RunningServer) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.databases import MigratedDatabase
 from tests.documents_support import manual_pdf, truncate_documents
+from tests.processes import run_process
 from tests.servers import RunningServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +42,10 @@ def _runs(python: str) -> bool:
 
 
 async def run(*command: str | Path, cwd: Path | None = None) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *map(str, command), cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 600)
-    assert process.returncode == 0, f"{command}: {err.decode()[-3000:]}"
-    return out.decode()
+    """The program's stdout; it must succeed."""
+    code, out, err = await run_process(*command, cwd=cwd)
+    assert code == 0, f"{command}: {err[-3000:]}"
+    return out
 
 
 @pytest.fixture(scope="module")

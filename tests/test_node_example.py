@@ -3,7 +3,6 @@ knowledge of the service (Node and npm from Debian's packages in CI)."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
@@ -12,18 +11,14 @@ import pytest
 from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase
 from tests.documents_support import truncate_documents, upload_the_manual
+from tests.processes import run_process
 from tests.servers import RunningServer
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "node"
 
 
 async def run(*command: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=EXAMPLE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 300)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_process(*command, cwd=EXAMPLE, timeout=300)
 
 
 @pytest.mark.skipif(

@@ -12,6 +12,7 @@ import pytest_asyncio
 from chatbot_client import ChatbotClient
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import manual_pdf
+from tests.processes import run_process
 from tests.servers import server_settings, start_server
 
 
@@ -25,14 +26,7 @@ async def chatbot_server(
 ) -> tuple[int, str, str]:
     env = {**os.environ, "DATABASE_URL": database.app_url, "ENVIRONMENT": environment}
     env.pop("REDIS_URL", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chatbot_server", *args, env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 600)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_process(sys.executable, "-m", "chatbot_server", *args, env=env)
 
 
 async def counts(database: MigratedDatabase) -> dict[str, int]:
