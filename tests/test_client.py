@@ -11,11 +11,12 @@ import pytest
 from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health import HealthServicer
 
+from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient, SyncChatbotClient
 from chatbot_client.errors import UnavailableError
 from tests.databases import MigratedDatabase
-from tests.documents_support import manual_pdf, truncate_documents
+from tests.documents_support import manual_pdf, truncate_documents, upload_the_manual
 from tests.servers import RunningServer
 
 
@@ -84,3 +85,20 @@ async def test_the_client_connects_over_tls_and_refuses_an_untrusted_certificate
                 await untrusting.health()
     finally:
         await server.stop(None)
+
+
+async def test_search_and_ask_take_the_requests_filter(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    await truncate_documents(database.owner_url)
+    async with ChatbotClient(server.address) as client:
+        manual = await upload_the_manual(client)
+        elsewhere = common_pb2.RetrievalFilter(tags=["not-a-tag"])
+        assert (await client.search("DMX input port", filter=elsewhere)).results == []
+        only_the_manual = common_pb2.RetrievalFilter(document_ids=[manual.document_id])
+        answer = await client.answer(
+            "What does a blinking red status LED mean?", filter=only_the_manual
+        )
+        assert answer.citations and answer.citations[0].document_id == manual.document_id
+        with pytest.raises(ValueError, match="either filter="):
+            await client.search("DMX", filter=elsewhere, tags=["manual"])

@@ -259,9 +259,11 @@ class ChatbotClient:
         tags: Iterable[str] = (),
         similarity_threshold: float = 0.0,
         mode: common_pb2.RetrievalMode.ValueType = common_pb2.RETRIEVAL_MODE_UNSPECIFIED,
+        filter: common_pb2.RetrievalFilter | None = None,
         timeout: float | None = None,
     ) -> pb.SearchResponse:
-        """The chunks most relevant to `query`, without a language model."""
+        """The chunks most relevant to `query`, without a language model. Restrict the
+        documents with `filter` or with `document_ids`, `language`, `document_type`, `tags`."""
         response: pb.SearchResponse = await self._call(
             "Search",
             self.documents.Search,
@@ -270,7 +272,7 @@ class ChatbotClient:
                 top_k=top_k,
                 similarity_threshold=similarity_threshold,
                 mode=mode,
-                filter=_filter(document_ids, language, document_type, tags),
+                filter=_filter(filter, document_ids, language, document_type, tags),
             ),
             timeout,
         )
@@ -291,12 +293,13 @@ class ChatbotClient:
         document_language: str = "",
         document_type: str = "",
         tags: Iterable[str] = (),
+        filter: common_pb2.RetrievalFilter | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[AnswerEvent]:
         """The answer's events as they arrive: `AnswerStarted`, `TextDelta`s, `Citations`,
-        `Usage`, `AnswerFinished` (see `chatbot_client.events`). `document_*` and `tags`
-        restrict which documents the answer may draw on. Leaving the loop early cancels
-        the answer on the server."""
+        `Usage`, `AnswerFinished` (see `chatbot_client.events`). `filter`, or `document_*`
+        and `tags`, restrict which documents the answer may draw on. Leaving the loop early
+        cancels the answer on the server."""
         request = chat_pb.StreamAnswerRequest(
             question=question,
             conversation_id=conversation_id,
@@ -304,7 +307,7 @@ class ChatbotClient:
             language=language,
             top_k=top_k,
             include_retrieval=include_retrieval,
-            filter=_filter(document_ids, document_language, document_type, tags),
+            filter=_filter(filter, document_ids, document_language, document_type, tags),
         )
         async for message in self._stream("StreamAnswer", self.chat.StreamAnswer, request, timeout):
             yield answer_event(message)
@@ -586,14 +589,24 @@ class ChatbotClient:
 
 
 def _filter(
-    document_ids: Iterable[str], language: str, document_type: str, tags: Iterable[str]
+    given: common_pb2.RetrievalFilter | None,
+    document_ids: Iterable[str],
+    language: str,
+    document_type: str,
+    tags: Iterable[str],
 ) -> common_pb2.RetrievalFilter:
-    return common_pb2.RetrievalFilter(
+    """`given`, or a filter of the separate fields; both at once would be ambiguous."""
+    built = common_pb2.RetrievalFilter(
         document_ids=list(document_ids),
         language=language,
         document_type=document_type,
         tags=list(tags),
     )
+    if given is None:
+        return built
+    if built.ByteSize():
+        raise ValueError("give either filter= or document_ids/language/document_type/tags")
+    return given
 
 
 async def _pages(fetch: Callable[[str], Awaitable[Any]]) -> AsyncIterator[Any]:
