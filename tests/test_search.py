@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
-from chatbot_server.retrieval.hybrid_search import FULL_TEXT, VECTOR, Candidate, fuse
+from chatbot_server.retrieval.hybrid_search import (
+    FULL_TEXT,
+    VECTOR,
+    Candidate,
+    RetrievalMode,
+    evidence,
+    fuse,
+)
 from tests.databases import MigratedDatabase
 from tests.documents_support import manual_pdf, truncate_documents, wait_until_final
 from tests.pdfs import text_pdf
@@ -125,7 +132,9 @@ async def test_bad_search_requests_name_the_field(
     assert field in (raised.value.details() or "")
 
 
-def candidate(vector_rank: int | None, text_rank: int | None, similarity: float) -> Candidate:
+def candidate(
+    vector_rank: int | None, text_rank: int | None, similarity: float, coverage: float = 0.5
+) -> Candidate:
     return Candidate(
         chunk_id=uuid.uuid4(),
         document_id=uuid.uuid4(),
@@ -137,7 +146,7 @@ def candidate(vector_rank: int | None, text_rank: int | None, similarity: float)
         similarity=similarity,
         vector_rank=vector_rank,
         text_rank=text_rank,
-        term_coverage=0.0,
+        term_coverage=coverage if text_rank is not None else 0.0,
     )
 
 
@@ -158,14 +167,44 @@ def test_fusion_drops_weak_vector_only_matches_but_keeps_word_matches() -> None:
     assert [hit.candidate for hit in hits] == [worded]
 
 
+def test_hybrid_fusion_counts_a_word_match_by_the_share_of_the_question_it_holds() -> None:
+    # First in full-text search on one rare word of the question vs first in meaning.
+    one_word = candidate(None, 1, 0.1, coverage=0.2)
+    close_in_meaning = candidate(1, None, 0.6)
+    hits = fuse([one_word, close_in_meaning], similarity_threshold=0.3, top_k=10)
+    assert [hit.candidate for hit in hits] == [close_in_meaning, one_word]
+    # Holding all of the question's words, it is as strong as the nearest chunk.
+    every_word = candidate(None, 1, 0.1, coverage=1.0)
+    hits = fuse([every_word, close_in_meaning], similarity_threshold=0.3, top_k=10)
+    assert hits[0].relevance == hits[1].relevance
+    # Text-only mode ranks by full-text search alone.
+    hits = fuse([one_word, every_word], 0.3, 10, RetrievalMode.TEXT)
+    assert [hit.relevance for hit in hits] == [1.0, 1.0]
+
+
+def test_evidence_reads_each_signals_first_chunks() -> None:
+    words = candidate(None, 2, 0.1, coverage=0.4)
+    meaning = candidate(3, None, 0.5)
+    beyond = candidate(4, 4, 0.9, coverage=0.9)
+    assert evidence([words, meaning, beyond]) == pytest.approx(0.9)
+    assert evidence([beyond]) == 0.0
+    assert evidence([]) == 0.0
+
+
 ranks = st.one_of(st.none(), st.integers(min_value=1, max_value=200))
 
 
-@given(st.lists(st.tuples(ranks, ranks, st.floats(-1, 1)), max_size=60), st.integers(1, 20))
+coverages = st.floats(min_value=0.01, max_value=1)
+
+
+@given(
+    st.lists(st.tuples(ranks, ranks, st.floats(-1, 1), coverages), max_size=60),
+    st.integers(1, 20),
+)
 def test_fusion_scores_are_bounded_sorted_and_cut_to_top_k(
-    rows: list[tuple[int | None, int | None, float]], top_k: int
+    rows: list[tuple[int | None, int | None, float, float]], top_k: int
 ) -> None:
-    candidates = [candidate(v, t, s) for v, t, s in rows if v is not None or t is not None]
+    candidates = [candidate(*row) for row in rows if row[0] is not None or row[1] is not None]
     hits = fuse(candidates, similarity_threshold=0.3, top_k=top_k)
     assert len(hits) <= top_k
     assert all(0 < hit.relevance <= 1 for hit in hits)

@@ -57,7 +57,7 @@ from chatbot_server.governance.experiments import ActiveExperiment, Assignment
 from chatbot_server.platform.errors import ServiceError, embedding_unavailable
 from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
-from chatbot_server.retrieval.hybrid_search import Hit, SearchFilter, retrieve
+from chatbot_server.retrieval.hybrid_search import Hit, Retrieval, SearchFilter, retrieve
 
 log = structlog.get_logger(__name__)
 # A numbered source in the prompt: a chunk of about CHUNK_SIZE_CHARS and its heading. Only
@@ -208,7 +208,8 @@ class Answerer:
             )
             if model:
                 reservation.start(self._estimated_worst_case(question, model, plan, history))
-            outcome.hits = await self._retrieve(question, plan.top_k, outcome, started)
+            retrieval = await self._retrieve(question, plan.top_k, outcome, started)
+            outcome.hits = retrieval.hits
             # The question is stored while the model thinks: nothing on the way to the first
             # token waits for it (and retrieval, on two cores, ran faster without it).
             stored = asyncio.ensure_future(
@@ -242,7 +243,7 @@ class Answerer:
             events = (
                 self._generate(question, model, messages, plan.temperature, outcome)
                 if messages
-                else self._offline(question, outcome)
+                else self._offline(question, outcome, retrieval.evidence)
             )
             async for event in self._with_heartbeats(events, started):
                 if outcome.first_token_ms == 0 and event.WhichOneof("event") == "delta":
@@ -362,23 +363,23 @@ class Answerer:
 
     async def _retrieve(
         self, question: Question, top_k: int, outcome: AnswerOutcome, started: float
-    ) -> list[Hit]:
+    ) -> Retrieval:
         try:
-            hits = await retrieve(
+            retrieval = await retrieve(
                 self._pool, self._embedder, question.text, question.where,
                 top_k, self._retrieval.similarity_threshold,
             )  # fmt: skip
         except EmbeddingError as error:
             raise embedding_unavailable("the question", error) from error
         outcome.retrieval_ms = elapsed_ms(started)
-        return hits
+        return retrieval
 
     async def _offline(
-        self, question: Question, outcome: AnswerOutcome
+        self, question: Question, outcome: AnswerOutcome, evidence: float
     ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
         """An extractive answer: the most relevant sentences of the best passages, each
         cited; or, when the passages do not hold the question's words, a plain not found."""
-        sources = quoted_sources(outcome.hits) if documents_answer(outcome.hits) else []
+        sources = quoted_sources(outcome.hits) if documents_answer(evidence) else []
         if sources:
             quotes = [
                 f"{best_sentences(hit.candidate.text, question.text)} [{number}]"

@@ -218,11 +218,11 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         if mode is None:
             raise bad_request("mode", f"unknown retrieval mode {request.mode}")
         try:
-            hits = await retrieve(self._pool, self._embedder, query, where, top_k, threshold, mode)
+            found = await retrieve(self._pool, self._embedder, query, where, top_k, threshold, mode)
         except EmbeddingError as error:
             raise embedding_unavailable("the query", error) from error
         return pb.SearchResponse(
-            results=[retrieved_chunk(hit) for hit in hits],
+            results=[retrieved_chunk(hit) for hit in found.hits],
             embedding_model=self._embedder.model_name,
             took_ms=round((time.perf_counter() - started) * 1000),
         )
