@@ -10,7 +10,7 @@ and the next chunk repeats at most `overlap_chars` of the previous one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 TokenCounter = Callable[[str], int]
@@ -38,6 +38,11 @@ class Chunk:
     section_title: str
     text: str
     token_count: int
+
+
+def section_titles(chunks: Sequence[Chunk]) -> list[str]:
+    """The distinct section titles the chunks carry, in order, without the empty one."""
+    return sorted({chunk.section_title for chunk in chunks} - {""})
 
 
 @dataclass(frozen=True)

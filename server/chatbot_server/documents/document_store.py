@@ -270,13 +270,16 @@ async def complete_job(
     page_count: int,
     chunks: Sequence[Chunk],
     vectors: npt.NDArray[np.float32],
+    section_titles: Sequence[str],
+    section_vectors: npt.NDArray[np.float32],
     embedding_model: str,
     text_search_config: str,
     warnings: list[str],
     metadata_title: str = "",
 ) -> bool:
-    """Replaces the document's chunks and makes it READY, in one transaction, so a document
-    is searchable whole or not at all. False when the job was taken away meanwhile."""
+    """Replaces the document's chunks and section title embeddings and makes it READY, in
+    one transaction, so a document is searchable whole or not at all. False when the job was
+    taken away meanwhile."""
     async with pool.acquire() as conn, conn.transaction():
         still_ours = await conn.fetchval(
             "SELECT id FROM documents WHERE id = $1 AND status = 'PROCESSING' FOR UPDATE",
@@ -284,7 +287,7 @@ async def complete_job(
         )
         if still_ours is None:
             return False
-        await conn.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
+        await _delete_chunks(conn, document_id)
         # One statement, so the lexeme statistics trigger runs once per document.
         await conn.execute(
             """
@@ -309,6 +312,15 @@ async def complete_job(
         )  # fmt: skip
         await conn.execute(
             """
+            INSERT INTO section_embeddings (document_id, title, embedding_model, embedding)
+            SELECT $1, s.title, $3, s.embedding::vector
+            FROM unnest($2::text[], $4::text[]) AS s (title, embedding)
+            """,
+            document_id, list(section_titles), embedding_model,
+            [vector_text(vector) for vector in section_vectors] if len(section_titles) else [],
+        )  # fmt: skip
+        await conn.execute(
+            """
             UPDATE documents
             SET status = 'READY', page_count = $2, chunk_count = $3, chunks_done = $3,
                 chunks_total = $3, warnings = $4, embedding_model = $5,
@@ -327,7 +339,7 @@ async def complete_job(
 async def fail_job(pool: asyncpg.Pool, document_id: UUID, reason: str) -> None:
     """Marks a document FAILED with a reason a person can act on; its old chunks go."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
+        await _delete_chunks(conn, document_id)
         await conn.execute(
             """
             UPDATE documents
@@ -338,3 +350,8 @@ async def fail_job(pool: asyncpg.Pool, document_id: UUID, reason: str) -> None:
             document_id,
             reason,
         )
+
+
+async def _delete_chunks(conn: asyncpg.Connection, document_id: UUID) -> None:
+    await conn.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
+    await conn.execute("DELETE FROM section_embeddings WHERE document_id = $1", document_id)

@@ -21,7 +21,7 @@ import structlog
 
 from chatbot_server.config import IngestionSettings
 from chatbot_server.documents import document_store
-from chatbot_server.documents.chunking import ChunkingPolicy
+from chatbot_server.documents.chunking import ChunkingPolicy, section_titles
 from chatbot_server.documents.document_preparation import (
     PreparedDocument,
     bind_to_parent,
@@ -30,7 +30,7 @@ from chatbot_server.documents.document_preparation import (
 from chatbot_server.documents.pdf_extraction import UnreadableDocumentError
 from chatbot_server.platform import metrics
 from chatbot_server.platform.tracing import tracer
-from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
+from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError, embed_in_batches
 from chatbot_server.retrieval.local_model import count_tokens
 from chatbot_server.retrieval.text_search import text_search_config
 
@@ -189,12 +189,16 @@ class IngestionWorker:
                 return False
             if done < len(texts):
                 vectors.append(await self._embedder.embed(texts[done : done + group]))
+        titles = section_titles(prepared.chunks)
+        title_vectors = await embed_in_batches(self._embedder, titles, EMBED_GROUP_SIZE)
         return await document_store.complete_job(
             self._pool,
             job.document_id,
             page_count=prepared.page_count,
             chunks=prepared.chunks,
             vectors=np.concatenate(vectors) if vectors else np.empty((0, 0), np.float32),
+            section_titles=titles,
+            section_vectors=title_vectors,
             embedding_model=self._embedder.model_name,
             text_search_config=text_search_config(job.language),
             warnings=prepared.warnings,

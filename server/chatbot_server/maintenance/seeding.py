@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
-import numpy as np
 
 from chatbot_server.answers import chat_store
 from chatbot_server.answers.citations import stored_citation
 from chatbot_server.documents import document_store
+from chatbot_server.documents.chunking import section_titles
 from chatbot_server.documents.document_store import NewDocument
 from chatbot_server.maintenance.seed_content import seed_manual, seed_question
-from chatbot_server.retrieval.embeddings import Embedder
+from chatbot_server.retrieval.embeddings import Embedder, embed_in_batches
 from chatbot_server.retrieval.text_search import text_search_config
 
 # The identity of local calls without an API key, so `chatbot conversations list` on the
@@ -87,16 +87,15 @@ async def seed_documents(
         if existed:
             raise SeedError(f"{manual.filename} is stored already; use --clear to seed anew")
         texts = [chunk.text for chunk in manual.chunks]
-        vectors = [
-            await embedder.embed(texts[start : start + EMBED_BATCH])
-            for start in range(0, len(texts), EMBED_BATCH)
-        ]
+        titles = section_titles(manual.chunks)
         await document_store.complete_job(
             pool,
             record.id,
             page_count=manual.page_count,
             chunks=manual.chunks,
-            vectors=np.concatenate(vectors),
+            vectors=await embed_in_batches(embedder, texts, EMBED_BATCH),
+            section_titles=titles,
+            section_vectors=await embed_in_batches(embedder, titles, EMBED_BATCH),
             embedding_model=embedder.model_name,
             text_search_config=text_search_config("en"),
             warnings=[],

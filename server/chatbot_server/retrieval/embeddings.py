@@ -19,6 +19,12 @@ from chatbot_server.retrieval.local_model import DIMENSIONS, LocalEmbedder
 Vectors = npt.NDArray[np.float32]
 
 
+async def embed_in_batches(embedder: Embedder, texts: Sequence[str], batch: int) -> Vectors:
+    """Vectors for any number of texts, asking for `batch` at a time (endpoints cap a call)."""
+    parts = [await embedder.embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+    return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
+
+
 class EmbeddingError(RuntimeError):
     """The embedding model could not embed; the message says why."""
 

@@ -29,6 +29,12 @@ from chatbot_server.retrieval.text_search import text_search_config
 RRF_K = 10
 VECTOR_WEIGHT = 1.0
 TEXT_WEIGHT = 1.0
+# The vector signal ranks the nearest chunks by their distance to the question minus this
+# share of their section title's similarity to it (`section_embeddings`): a paraphrased
+# question often matches what a section is about better than any one of its passages.
+# Chosen on the dev set: 0.2 to 0.3 lifted paraphrased hit@5 from 0.81 to 0.86 and MRR from
+# 0.87 to 0.89; 0.4 and more began to lose literal questions to neighbouring sections.
+SECTION_WEIGHT = 0.25
 # Evidence that the documents answer a question is read from each signal's first few
 # chunks, before fusion reorders them.
 EVIDENCE_RANKS = 3
@@ -168,11 +174,20 @@ terms AS (
     LEFT JOIN lexeme_stats s ON s.lexeme = q.lexeme
 ),
 nearest AS (
-    SELECT c.id, c.embedding <=> $1 AS distance
+    SELECT c.id, c.document_id, c.section_title, c.embedding <=> $1 AS distance
     FROM chunks c
     WHERE c.embedding_model = $2 AND c.document_id IN (SELECT id FROM allowed)
     ORDER BY c.embedding <=> $1
     LIMIT $3
+),
+placed AS (
+    -- The nearest chunks reordered with their section title's meaning (SECTION_WEIGHT).
+    SELECT n.id,
+           n.distance - {SECTION_WEIGHT} * coalesce(1 - (s.embedding <=> $1), 0) AS distance
+    FROM nearest n
+    LEFT JOIN section_embeddings s
+           ON s.document_id = n.document_id AND s.title = n.section_title
+          AND s.embedding_model = $2
 ),
 candidate_terms AS (
     SELECT query, common FROM terms WHERE $10 > 0 ORDER BY idf DESC LIMIT {CANDIDATE_TERMS}
@@ -215,8 +230,8 @@ worded AS (
     LIMIT $10
 ),
 ranked AS (
-    SELECT id, row_number() OVER (ORDER BY distance) AS vector_rank, NULL::bigint AS text_rank
-    FROM nearest
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS vector_rank, NULL::bigint AS text_rank
+    FROM placed
     UNION ALL
     SELECT id, NULL, row_number() OVER (ORDER BY score DESC, frequency DESC, id) FROM worded
 )
