@@ -27,6 +27,7 @@ TABLES = {
     "schema_migrations",
     "lexeme_stats",
     "chunk_totals",
+    "section_embeddings",
 }
 
 

@@ -179,7 +179,39 @@ async def test_search_modes_use_only_their_signal_and_report_ranks(
     assert best.term_coverage > 0.5
 
 
-async def lexeme_mismatches(owner_url: str) -> list[asyncpg.Record]:
+async def test_a_section_title_lends_its_meaning_to_the_chunks_under_it(
+    server: RunningServer, database: MigratedDatabase
+) -> None:
+    # Both passages say nearly the same; only the outline tells what each page is about.
+    document = pymupdf.open()
+    for text in (
+        "Press the left button twice and wait until the lamp turns green.",
+        "Press the right button twice and wait until the lamp turns blue.",
+    ):
+        document.new_page().insert_text((72, 100), text, fontsize=11)
+    document.set_toc(
+        [[1, "Cleaning the water filter", 1], [1, "Connecting to a wireless network", 2]]
+    )
+    pdf = bytes(document.tobytes())
+    await truncate_documents(database.owner_url)
+    async with ChatbotClient(server.address, timeout=30) as client:
+        uploaded = await client.upload_document(pdf, filename="appliance.pdf")
+        await wait_until_final(client, uploaded.document.document_id)
+        found = await client.documents.Search(
+            pb.SearchRequest(
+                query="How do I get the device online over Wi-Fi?",
+                mode=common_pb2.RETRIEVAL_MODE_VECTOR,
+                similarity_threshold=0.01,
+            ),
+            timeout=10,
+        )
+    first, second = found.results
+    assert first.section_title == "Connecting to a wireless network"
+    # Its own words are a little farther from the question than the other passage's.
+    assert first.vector_similarity < second.vector_similarity
+
+
+async def derived_row_mismatches(owner_url: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(owner_url)
     try:
         return await conn.fetch(
@@ -195,13 +227,20 @@ async def lexeme_mismatches(owner_url: str) -> list[asyncpg.Record]:
             UNION ALL
             SELECT 'chunk total', (SELECT count(*) FROM chunks), chunks FROM chunk_totals
             WHERE chunks <> (SELECT count(*) FROM chunks)
+            UNION ALL
+            -- One section embedding per section title of a document's chunks, no other.
+            SELECT 'section ' || coalesce(t.title, s.title), NULL, NULL
+            FROM (SELECT DISTINCT document_id, section_title AS title FROM chunks
+                  WHERE section_title <> '') t
+            FULL JOIN section_embeddings s USING (document_id, title)
+            WHERE t.title IS NULL OR s.title IS NULL
             """
         )
     finally:
         await conn.close()
 
 
-async def test_word_statistics_stay_exact_through_upload_reprocess_and_delete(
+async def test_word_statistics_and_sections_stay_exact_through_upload_reprocess_and_delete(
     server: RunningServer, database: MigratedDatabase
 ) -> None:
     await truncate_documents(database.owner_url)
@@ -210,12 +249,12 @@ async def test_word_statistics_stay_exact_through_upload_reprocess_and_delete(
         other = await client.upload_document(outlined_pdf(), filename="pump.pdf")
         for uploaded in (manual, other):
             await wait_until_final(client, uploaded.document.document_id)
-        assert await lexeme_mismatches(database.owner_url) == []
+        assert await derived_row_mismatches(database.owner_url) == []
         await client.reprocess_document(manual.document.document_id)
         await wait_until_final(client, manual.document.document_id)
-        assert await lexeme_mismatches(database.owner_url) == []
+        assert await derived_row_mismatches(database.owner_url) == []
         await client.delete_document(other.document.document_id)
-        assert await lexeme_mismatches(database.owner_url) == []
+        assert await derived_row_mismatches(database.owner_url) == []
 
 
 async def test_offline_answer_says_not_found_for_a_question_the_documents_do_not_answer(
