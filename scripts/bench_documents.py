@@ -134,7 +134,8 @@ async def bench_ingestion(client: ChatbotClient, data: bytes, embedder: LocalEmb
 
 
 async def load_chunks(owner_url: str, total: int, model: str, seed: int) -> None:
-    """Synthetic READY documents of 100 chunks each, COPY first, HNSW index rebuilt after."""
+    """Synthetic READY documents of 100 chunks each in 10 titled sections, COPY first, HNSW
+    index rebuilt after."""
     rng = random.Random(seed)
     vectors = np.random.default_rng(seed).standard_normal((total, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -153,11 +154,17 @@ async def load_chunks(owner_url: str, total: int, model: str, seed: int) -> None
         started = time.perf_counter()
         await conn.copy_records_to_table(
             "chunks",
-            columns=["document_id", "ordinal", "page_number", "content", "embedding_model",
-                     "embedding"],
-            records=[(documents[i // 100], i % 100, 1 + i % 100,
+            columns=["document_id", "ordinal", "page_number", "section_title", "content",
+                     "embedding_model", "embedding"],
+            records=[(documents[i // 100], i % 100, 1 + i % 100, f"Section {i % 100 // 10}",
                       " ".join(sentence(rng) for _ in range(5)), model, vectors[i])
                      for i in range(total)],
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "section_embeddings",
+            columns=["document_id", "title", "embedding_model", "embedding"],
+            records=[(d, f"Section {n}", model, vectors[(i * 10 + n) % total])
+                     for i, d in enumerate(documents) for n in range(10)],
         )  # fmt: skip
         copied = time.perf_counter() - started
         started = time.perf_counter()
