@@ -52,7 +52,9 @@ class _RetrievalModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Retriev
     RETRIEVAL_MODE_UNSPECIFIED: _RetrievalMode.ValueType  # 0
     """The service default: hybrid."""
     RETRIEVAL_MODE_HYBRID: _RetrievalMode.ValueType  # 1
-    """Vector similarity and full-text search, fused by weighted reciprocal rank."""
+    """Vector similarity and full-text search, fused by reciprocal rank; a full-text rank
+    counts in proportion to the chunk's term coverage.
+    """
     RETRIEVAL_MODE_VECTOR: _RetrievalMode.ValueType  # 2
     """Vector similarity (pgvector nearest neighbours) only."""
     RETRIEVAL_MODE_TEXT: _RetrievalMode.ValueType  # 3
@@ -64,7 +66,9 @@ class RetrievalMode(_RetrievalMode, metaclass=_RetrievalModeEnumTypeWrapper):
 RETRIEVAL_MODE_UNSPECIFIED: RetrievalMode.ValueType  # 0
 """The service default: hybrid."""
 RETRIEVAL_MODE_HYBRID: RetrievalMode.ValueType  # 1
-"""Vector similarity and full-text search, fused by weighted reciprocal rank."""
+"""Vector similarity and full-text search, fused by reciprocal rank; a full-text rank
+counts in proportion to the chunk's term coverage.
+"""
 RETRIEVAL_MODE_VECTOR: RetrievalMode.ValueType  # 2
 """Vector similarity (pgvector nearest neighbours) only."""
 RETRIEVAL_MODE_TEXT: RetrievalMode.ValueType  # 3
@@ -188,8 +192,9 @@ class RetrievedChunk(_message.Message):
     vector_similarity: _builtins.float
     """Cosine similarity between the query and the chunk, in -1..1; 0 when only full-text search found it."""
     vector_rank: _builtins.int
-    """The chunk's rank, from 1, among vector search's candidates; 0 when vector search did
-    not find it (or was not asked).
+    """The chunk's rank, from 1, among vector search's candidates (the nearest chunks, ordered
+    by their own similarity plus a share of their section title's); 0 when vector search
+    did not find it (or was not asked).
     """
     text_rank: _builtins.int
     """The chunk's rank, from 1, among full-text search's candidates; 0 when full-text search
