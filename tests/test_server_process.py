@@ -11,6 +11,7 @@ import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -26,19 +27,23 @@ from tests.processes import ServerProcess
 GRACE_SECONDS = 5.0
 
 
-@pytest_asyncio.fixture
-async def embedded_server() -> AsyncIterator[tuple[ServerProcess, Path]]:
-    """The server on its embedded defaults, in a data folder of its own."""
+@asynccontextmanager
+async def server_on_embedded_defaults(
+    grace_seconds: float, own_process_group: bool = False
+) -> AsyncIterator[tuple[ServerProcess, Path]]:
+    """A started server process on its embedded defaults, in a data folder of its own;
+    killed, its PostgreSQL stopped and the folder removed afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix="chatbot-test-embedded-"))
     server = ServerProcess(
         {
             "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
             "EMBEDDED_POSTGRES_DIR": str(data_dir),
             "EMBEDDED_POSTGRES_PORT": str(free_port()),
-            "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
+            "SHUTDOWN_GRACE_SECONDS": str(grace_seconds),
             "DATABASE_URL": "",
             "REDIS_URL": "",
-        }
+        },
+        own_process_group=own_process_group,
     )
     await server.start()
     try:
@@ -49,6 +54,13 @@ async def embedded_server() -> AsyncIterator[tuple[ServerProcess, Path]]:
         if cluster.is_running():
             cluster.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest_asyncio.fixture
+async def embedded_server() -> AsyncIterator[tuple[ServerProcess, Path]]:
+    """The server on its embedded defaults, in a data folder of its own."""
+    async with server_on_embedded_defaults(GRACE_SECONDS) as running:
+        yield running
 
 
 async def test_sigterm_with_an_open_stream_ends_it_cleanly_within_the_grace_period(
@@ -173,32 +185,13 @@ _SAME_PLACE = ("GRPC_ADDRESS", "EMBEDDED_POSTGRES_DIR", "EMBEDDED_POSTGRES_PORT"
 
 
 async def test_ctrl_c_stops_the_server_and_its_extraction_process_quietly() -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="chatbot-test-ctrl-c-"))
-    server = ServerProcess(
-        {
-            "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
-            "EMBEDDED_POSTGRES_DIR": str(data_dir),
-            "EMBEDDED_POSTGRES_PORT": str(free_port()),
-            "SHUTDOWN_GRACE_SECONDS": "1",
-            "DATABASE_URL": "",
-            "REDIS_URL": "",
-        },
-        own_process_group=True,
-    )
-    await server.start()
-    try:
+    async with server_on_embedded_defaults(1, own_process_group=True) as (server, _):
         await server.wait_for_event("server.started")
         assert server.process is not None
         # The ingestion worker's extraction process runs from the start (warm-up).
         await asyncio.sleep(1)
         os.killpg(server.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         code, stderr = await server.finish(timeout=30)
-    finally:
-        await server.kill()
-        cluster = EmbeddedPostgres(data_dir, 1)
-        if cluster.is_running():
-            cluster.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
     assert code == 0, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert "server.stopped" in [event.get("event") for event in server.events]
