@@ -317,7 +317,7 @@ async def complete_job(
             FROM unnest($2::text[], $4::text[]) AS s (title, embedding)
             """,
             document_id, list(section_titles), embedding_model,
-            [vector_text(vector) for vector in section_vectors] if len(section_titles) else [],
+            [vector_text(vector) for vector in section_vectors],
         )  # fmt: skip
         await conn.execute(
             """
