@@ -7,8 +7,8 @@ import asyncpg
 # Children before parents. `lexeme_stats` and `chunk_totals` follow `chunks` by trigger;
 # `schema_migrations` is the schema's own record and stays.
 DATA_TABLES = (
-    "feedback", "answer_logs", "messages", "conversations", "chunks", "document_contents",
-    "documents", "experiments", "budget_reservations", "budget_days",
+    "feedback", "answer_logs", "messages", "conversations", "chunks", "section_embeddings",
+    "document_contents", "documents", "experiments", "budget_reservations", "budget_days",
 )  # fmt: skip
 KEY_TABLE = "api_keys"
 
