@@ -23,6 +23,7 @@ from chatbot_server.answers.prompting import CHARS_PER_TOKEN
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import Assignment
 from chatbot_server.platform import metrics
+from chatbot_server.platform.database import DATABASE_ERRORS
 from chatbot_server.platform.errors import ServiceError
 from chatbot_server.retrieval.hybrid_search import Hit
 
@@ -157,7 +158,7 @@ async def record_answer(
             answer.reservation_ids,
         )
         budget.spent(spent)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except DATABASE_ERRORS as error:
         log.error("answer.not_recorded", error=f"{type(error).__name__}: {error}")
     metrics.ANSWERS.labels(outcome.finish_reason, outcome.grounding).inc()
     model = answer.model or "offline"

@@ -29,6 +29,7 @@ from chatbot_server.documents.document_preparation import (
 )
 from chatbot_server.documents.pdf_extraction import UnreadableDocumentError
 from chatbot_server.platform import metrics
+from chatbot_server.platform.database import DATABASE_ERRORS, UNREACHABLE_ERRORS
 from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError, embed_in_batches
 from chatbot_server.retrieval.local_model import count_tokens
@@ -82,7 +83,7 @@ class IngestionWorker:
         try:
             metrics.INGESTION_QUEUE_DEPTH.set(await document_store.queue_depth(self._pool))
             job = await document_store.claim_next_job(self._pool, self._settings.lease_seconds)
-        except (OSError, asyncpg.PostgresError) as error:
+        except DATABASE_ERRORS as error:
             log.warning("ingestion.queue_unreachable", error=str(error))
             return False
         if job is None:
@@ -128,7 +129,7 @@ class IngestionWorker:
         except EmbeddingError as error:
             await self._fail(job, f"embedding failed: {error}; reprocess to try again")
             return
-        except (OSError, asyncpg.PostgresConnectionError) as error:
+        except UNREACHABLE_ERRORS as error:
             # The lease runs out and the document is taken up again; nothing is lost.
             log.warning("document.interrupted", error=str(error))
             return

@@ -28,7 +28,9 @@ class DatabaseUnavailableError(RuntimeError):
 
 
 # What a call meets when PostgreSQL is down, restarting, refusing the app role or gone
-# from under an open connection: a condition to retry, not a bug.
+# from under an open connection: a condition to retry, not a bug. asyncpg raises
+# InternalClientError ("cannot switch to state …") when a pooled connection the server
+# has just terminated is used again (MagicStack/asyncpg#1069).
 UNREACHABLE_ERRORS = (
     OSError,
     TimeoutError,
@@ -36,7 +38,10 @@ UNREACHABLE_ERRORS = (
     asyncpg.OperatorInterventionError,
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
 )
+# Any failed database call: unreachable, or refused by the server.
+DATABASE_ERRORS = (*UNREACHABLE_ERRORS, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True)
