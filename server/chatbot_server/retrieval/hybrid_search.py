@@ -42,8 +42,9 @@ EVIDENCE_RANKS = 3
 # term: a common word matches thousands of chunks, and ranking them all dominates the tail.
 TERM_MATCH_LIMIT = 400
 CANDIDATE_TERMS = 12
-# A word in at least this share of all chunks is looked up only when the question has no
-# rarer word: it weighs little, and the chunks holding rarer words are scored with it anyway.
+# A word in at least this share of all chunks is looked up only when no chunk holds a rarer
+# word of the question: it weighs little, and the chunks holding rarer words are scored
+# with it anyway.
 # When it is looked up, chunks are read until enough hold it, not through the GIN index:
 # the index would first list every chunk holding it (60,000 of 100,000 took 8 ms; 5,000
 # took 3 ms, more than reading the rows). Both ways take the first matches in table order.
@@ -175,6 +176,7 @@ WITH terms AS (
     SELECT q.lexeme, quote_literal(q.lexeme)::tsquery AS query,
            ln(1 + (n.chunks - coalesce(s.chunks, 0) + 0.5)::float8
                   / (coalesce(s.chunks, 0) + 0.5)) AS idf,
+           coalesce(s.chunks, 0) AS chunks,
            coalesce(s.chunks, 0) >= n.chunks * {COMMON_TERM_SHARE} AS common
     FROM unnest(tsvector_to_array(to_tsvector($8::regconfig, $9))) AS q (lexeme)
     CROSS JOIN chunk_totals n
@@ -197,7 +199,7 @@ placed AS (
           AND s.embedding_model = $2
 ),
 candidate_terms AS (
-    SELECT query, common FROM terms WHERE $10 > 0 ORDER BY idf DESC LIMIT {CANDIDATE_TERMS}
+    SELECT query, common, chunks FROM terms WHERE $10 > 0 ORDER BY idf DESC LIMIT {CANDIDATE_TERMS}
 ),
 matched AS (
     SELECT m.id, m.content_tsv
@@ -214,7 +216,8 @@ matched AS (
     CROSS JOIN LATERAL (
         -- IS TRUE keeps the planner off the index: see COMMON_TERM_SHARE.
         SELECT c.id, c.content_tsv FROM chunks c
-        WHERE t.common AND NOT EXISTS (SELECT 1 FROM candidate_terms WHERE NOT common)
+        WHERE t.common
+          AND NOT EXISTS (SELECT 1 FROM candidate_terms r WHERE NOT r.common AND r.chunks > 0)
           AND (c.content_tsv @@ t.query) IS TRUE
           AND {_ALLOWED_CHUNK}
         LIMIT {COMMON_TERM_MATCH_LIMIT}
