@@ -61,7 +61,9 @@ class EmbeddedDatabase:
 
 async def start_embedded(settings: DatabaseSettings) -> EmbeddedDatabase:
     """Starts the embedded cluster, creates roles and database, and migrates the schema."""
-    cluster = EmbeddedPostgres(settings.embedded_dir, settings.embedded_port)
+    cluster = EmbeddedPostgres(
+        settings.embedded_dir, settings.embedded_port, settings.embedded_shared_buffers_mb
+    )
     started_here = not await asyncio.to_thread(cluster.is_running)
     await asyncio.to_thread(cluster.start)
     credentials = cluster.credentials
@@ -156,6 +158,7 @@ async def open_pool(
         min_size=min_size,
         max_size=max_size,
         init=register_vector_codec,
+        reset=_keep_session,
         server_settings={
             "statement_timeout": str(round(statement_timeout_seconds * 1000)),
             **SEARCH_SESSION_SETTINGS,
@@ -165,6 +168,14 @@ async def open_pool(
         timeout=statement_timeout_seconds + 1,
     )
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Replaces asyncpg's reset query on release (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL): one more round trip per use of the pool, for state the service never
+    leaves on a session: it takes no advisory locks, cursors or LISTENs on pooled
+    connections and changes settings only inside transactions. asyncpg still rolls back a
+    transaction left open."""
 
 
 class PostgresProbe:
