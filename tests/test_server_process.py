@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from chatbot_server.config import DatabaseSettings
 from chatbot_server.platform.embedded_postgres import EmbeddedPostgres
 from tests.databases import MigratedDatabase, free_port, with_database
 from tests.processes import ServerProcess
@@ -114,6 +115,10 @@ async def test_embedded_default_creates_roles_and_serves_as_the_restricted_role(
         )
         assert tuple(role) == (False, False, False)
         assert await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        shared_buffers_mb = await conn.fetchval(
+            "SELECT setting::int * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"
+        )
+        assert shared_buffers_mb == DatabaseSettings().embedded_shared_buffers_mb
     finally:
         await conn.close()
     async with grpc.aio.insecure_channel(str(started["address"])) as channel:

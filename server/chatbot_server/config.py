@@ -7,6 +7,7 @@ is checked; components take their own section (`settings.budget`, `settings.llm`
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,13 @@ def integer(env: str, default: int, minimum: int, maximum: int | None = None) ->
         return value
 
     return _setting(env, default, read)
+
+
+def _quarter_of_memory_mb(cap: int) -> int:
+    """A quarter of this machine's memory, PostgreSQL's advice for shared_buffers, at most
+    `cap` and at least PostgreSQL's default."""
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return max(128, min(cap, total_mb // 4))
 
 
 def number(env: str, default: float, minimum: float, maximum: float | None = None) -> Any:
@@ -143,6 +151,11 @@ class DatabaseSettings:
     statement_timeout_seconds: float = number("DATABASE_STATEMENT_TIMEOUT_SECONDS", 30.0, 0.1)
     embedded_dir: Path = path("EMBEDDED_POSTGRES_DIR", ".data/postgres")
     embedded_port: int = integer("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535)
+    # PostgreSQL's own default of 128 MB holds about 25,000 chunks with their indexes; past
+    # that, searches read pages back from the operating system's cache on every call.
+    embedded_shared_buffers_mb: int = integer(
+        "EMBEDDED_POSTGRES_SHARED_BUFFERS_MB", _quarter_of_memory_mb(cap=1024), 16
+    )
 
     @property
     def embedded(self) -> bool:

@@ -60,11 +60,12 @@ def _binaries_dir() -> Path:
 class EmbeddedPostgres:
     """Initialises, starts and stops one local PostgreSQL cluster."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, shared_buffers_mb: int = 128) -> None:
         self.data_dir = data_dir.absolute()
         self.pgdata = self.data_dir / "pgdata"
         self.log_file = self.pgdata / "postgresql.log"
         self.port = port
+        self.shared_buffers_mb = shared_buffers_mb
         self._bin = _binaries_dir()
         self._run_as = _system_user() if os.geteuid() == 0 else None
 
@@ -99,7 +100,10 @@ class EmbeddedPostgres:
         if self.is_running():
             log.info("embedded_postgres.already_running", pgdata=str(self.pgdata), port=self.port)
             return
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='' "
+            f"-c shared_buffers={self.shared_buffers_mb}MB"
+        )
         try:
             self._pg_ctl("-w", "-t", "60", "-l", str(self.log_file), "-o", options, "start")
         except EmbeddedPostgresError as error:
