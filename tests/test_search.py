@@ -186,7 +186,7 @@ def test_evidence_reads_each_signals_first_chunks() -> None:
     words = candidate(None, 2, 0.1, coverage=0.4)
     meaning = candidate(3, None, 0.5)
     beyond = candidate(4, 4, 0.9, coverage=0.9)
-    assert evidence([words, meaning, beyond]) == pytest.approx(0.9)
+    assert evidence([words, meaning, beyond]) == pytest.approx(0.5 + 0.2 * 0.4)
     assert evidence([beyond]) == 0.0
     assert evidence([]) == 0.0
 
