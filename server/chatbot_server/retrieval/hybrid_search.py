@@ -50,10 +50,10 @@ TERM_MATCH_LIMIT = 400
 CANDIDATE_TERMS = 12
 # A word in at least this share of all chunks is looked up only when no chunk holds a rarer
 # word of the question: it weighs little, and the chunks holding rarer words are scored
-# with it anyway.
-# When it is looked up, chunks are read until enough hold it, not through the GIN index:
-# the index would first list every chunk holding it (60,000 of 100,000 took 8 ms; 5,000
-# took 3 ms, more than reading the rows). Both ways take the first matches in table order.
+# with it anyway. When it is looked up, chunks are read until enough hold it, not through
+# the GIN index: the index would first list every chunk holding it (60,000 of 100,000 took
+# 8 ms; 5,000 took 3 ms, more than reading the rows). Both ways take the first matches in
+# table order.
 COMMON_TERM_SHARE = 0.05
 COMMON_TERM_MATCH_LIMIT = 100
 VECTOR = "vector"
