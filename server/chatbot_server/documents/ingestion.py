@@ -16,7 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import asyncpg
-import numpy as np
 import structlog
 
 from chatbot_server.config import IngestionSettings
@@ -31,7 +30,12 @@ from chatbot_server.documents.pdf_extraction import UnreadableDocumentError
 from chatbot_server.platform import metrics
 from chatbot_server.platform.database import DATABASE_ERRORS, UNREACHABLE_ERRORS
 from chatbot_server.platform.tracing import tracer
-from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError, embed_in_batches
+from chatbot_server.retrieval.embeddings import (
+    Embedder,
+    EmbeddingError,
+    embed_in_batches,
+    stacked,
+)
 from chatbot_server.retrieval.local_model import count_tokens
 from chatbot_server.retrieval.text_search import text_search_config
 
@@ -197,7 +201,7 @@ class IngestionWorker:
             job.document_id,
             page_count=prepared.page_count,
             chunks=prepared.chunks,
-            vectors=np.concatenate(vectors) if vectors else np.empty((0, 0), np.float32),
+            vectors=stacked(vectors),
             section_titles=titles,
             section_vectors=title_vectors,
             embedding_model=self._embedder.model_name,

@@ -21,7 +21,13 @@ Vectors = npt.NDArray[np.float32]
 
 async def embed_in_batches(embedder: Embedder, texts: Sequence[str], batch: int) -> Vectors:
     """Vectors for any number of texts, asking for `batch` at a time (endpoints cap a call)."""
-    parts = [await embedder.embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+    return stacked(
+        [await embedder.embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+    )
+
+
+def stacked(parts: Sequence[Vectors]) -> Vectors:
+    """The rows of `parts` in one array; an empty one when there are none."""
     return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
 
 
