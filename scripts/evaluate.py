@@ -1,15 +1,19 @@
-"""Retrieval and grounding quality on the dev set (`eval/dev_set.json`), through gRPC.
+"""Retrieval and grounding quality on the dev set (`eval/dev_set/`), through gRPC.
 
-The PDFs are real manuals from Debian's documentation packages, fetched with
-`apt-get download` into `.eval-cache/` on first use. The script starts the real server on an
-embedded PostgreSQL in a temporary folder, uploads the PDFs, asks every question through
-`Search` in each retrieval mode and through `StreamAnswer` (offline, no model), and prints:
-  - hit@1, hit@5, hit@10 and MRR over the answerable questions: overall, by kind
-    (literal / paraphrase) and per signal (hybrid, vector, text). A hit is a chunk of the
-    right document starting on one of the question's pages.
-  - not-found precision and recall: how many answers marked GROUNDING_NOT_FOUND were for
-    questions none of the documents answer, and how many of those were marked.
-`--details FILE` writes every question's ranked pages per mode as JSON.
+The manuals are real ones from Debian's documentation packages in English, German and
+French, fetched with `apt-get download` into `.eval-cache/` on first use. The script starts
+the real server on an embedded PostgreSQL in a temporary folder, uploads every manual
+(their language is detected, not given), asks every question through `Search` in each
+retrieval mode and through `StreamAnswer` (offline, no model), and prints for each half of
+the set (`tune`: where weights and thresholds were chosen; `check`: what they are reported
+on) and each question language:
+  - hit@1, hit@5 and MRR over the answerable questions, by kind (literal, everyday,
+    cross-lingual) and per signal (hybrid, vector, text). A hit is a chunk of the right
+    manual starting on one of the question's pages.
+  - how many unanswerable questions the answers marked GROUNDING_NOT_FOUND, and how many
+    answerable ones they marked wrongly.
+`--details FILE` writes, for tuning, every question's candidates (the rank of each chunk in
+each signal) and the evidence the not-found decision reads.
 """
 
 from __future__ import annotations
@@ -17,54 +21,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench_server import embedded_server
+from dev_set import HALVES, LANGUAGES, DevSet, Question, fetch_pdfs, load
 
 from chatbot.v1 import common_pb2
 from chatbot_client import ChatbotClient
 from chatbot_server.platform.logs import configure_logging
+from chatbot_server.retrieval.hybrid_search import SearchFilter, find_candidates, retrieve
+from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language
 
-ROOT = Path(__file__).resolve().parent.parent
-DEV_SET = ROOT / "eval" / "dev_set.json"
-CACHE = ROOT / ".eval-cache"
 MODES = {
     "hybrid": common_pb2.RETRIEVAL_MODE_HYBRID,
     "vector": common_pb2.RETRIEVAL_MODE_VECTOR,
     "text": common_pb2.RETRIEVAL_MODE_TEXT,
 }
 TOP_K = 10
+ANSWERABLE_KINDS = ("literal", "everyday", "cross_lingual")
 
 
-@dataclass(frozen=True)
-class Question:
-    document: str | None
-    pages: frozenset[int]
-    kind: str
-    question: str
-
-
-def fetch_sources(sources: list[dict[str, str]]) -> dict[str, Path]:
-    """The dev set's PDFs by document name, downloading their Debian packages when missing."""
-    CACHE.mkdir(exist_ok=True)
-    missing = [s for s in sources if not (CACHE / s["path"]).exists()]
-    packages = sorted({s["package"] for s in missing})
-    if packages:
-        print(f"fetching {', '.join(packages)} (apt-get download)", file=sys.stderr)
-        if subprocess.run(["apt-get", "download", "-qq", *packages], cwd=CACHE).returncode:
-            subprocess.run(["apt-get", "update", "-qq"], check=True)
-            subprocess.run(["apt-get", "download", "-qq", *packages], cwd=CACHE, check=True)
-        for deb in CACHE.glob("*.deb"):
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(CACHE)], check=True)
-            deb.unlink()
-    return {s["document"]: CACHE / s["path"] for s in sources}
+@dataclass
+class Outcome:
+    question: Question
+    ranks: dict[str, int | None] = field(default_factory=dict)
+    not_found: bool = False
 
 
 def first_hit_rank(
-    results: list[common_pb2.RetrievedChunk], document_id: str, pages: frozenset[int]
+    results: list[common_pb2.RetrievedChunk], document_id: str, pages: tuple[int, ...]
 ) -> int | None:
     for rank, chunk in enumerate(results, start=1):
         if chunk.document_id == document_id and chunk.page_number in pages:
@@ -72,34 +60,17 @@ def first_hit_rank(
     return None
 
 
-def summarize(ranks: list[int | None]) -> str:
-    count = len(ranks)
-
-    def hit(k: int) -> float:
-        return sum(1 for r in ranks if r is not None and r <= k) / count
-
-    mrr = sum(1 / r for r in ranks if r is not None) / count
-    return (
-        f"hit@1 {hit(1):.3f}  hit@5 {hit(5):.3f}  hit@10 {hit(10):.3f}  MRR {mrr:.3f}  (n={count})"
-    )
-
-
-@dataclass
-class Results:
-    ranks: dict[str, list[int | None]]
-    groundings: list[str]
-    details: list[dict[str, object]]
-    answers: list[dict[str, str]]
-
-
-async def ask_everything(pdfs: dict[str, Path], questions: list[Question]) -> Results:
-    """Uploads the PDFs to a fresh server, then searches in every mode and answers."""
-    results = Results({mode: [] for mode in MODES}, [], [], [])
+async def ask_everything(
+    dev_set: DevSet, pdfs: dict[str, Path], details: bool
+) -> tuple[list[Outcome], list[object]]:
+    """Uploads the manuals to a fresh server, then searches in every mode and answers; with
+    `details`, also each question's candidates."""
     configure_logging("WARNING", "console", sys.stderr)
-    env = {"RATE_LIMIT_ENABLED": "false"}
+    outcomes = []
+    dumped = []
     async with (
-        embedded_server(**env) as server,
-        ChatbotClient(f"127.0.0.1:{server.port}", timeout=600) as client,
+        embedded_server(RATE_LIMIT_ENABLED="false") as server,
+        ChatbotClient(f"127.0.0.1:{server.port}", timeout=900) as client,
     ):
         document_ids = {}
         for name, path in pdfs.items():
@@ -107,83 +78,109 @@ async def ask_everything(pdfs: dict[str, Path], questions: list[Question]) -> Re
             document = await client.wait_for_document(uploaded.document.document_id)
             print(
                 f"{name}: {document.page_count} pages, {document.chunk_count} chunks, "
-                f"title {document.title!r}",
+                f"language {document.language}, title {document.title!r}",
                 file=sys.stderr,
             )
             document_ids[name] = document.document_id
 
-        for question in questions:
-            record: dict[str, object] = {"question": question.question, "kind": question.kind}
+        for question in dev_set.questions:
+            outcome = Outcome(question)
             for mode, value in MODES.items():
                 response = await client.search(question.question, top_k=TOP_K, mode=value)
-                found = list(response.results)
-                rank = None
-                if question.document is not None:
-                    rank = first_hit_rank(found, document_ids[question.document], question.pages)
-                    results.ranks[mode].append(rank)
-                record[mode] = {
-                    "rank": rank,
-                    "hits": [
-                        (
-                            r.document_title,
-                            r.page_number,
-                            r.vector_rank,
-                            r.text_rank,
-                            round(r.term_coverage, 3),
-                            round(r.vector_similarity, 3),
-                        )
-                        for r in found
-                    ],
-                }
-            results.details.append(record)
-
-        for question in questions:
+                outcome.ranks[mode] = first_hit_rank(
+                    list(response.results), document_ids[question.document], question.pages
+                )
             answer = await client.answer(question.question)
-            finished = answer.finished
-            results.groundings.append(finished.grounding if finished is not None else "")
-            results.answers.append({"question": question.question, "answer": answer.text})
-    return results
+            outcome.not_found = answer.finished is not None and answer.finished.grounding == (
+                "not_found"
+            )
+            outcomes.append(outcome)
+            if details:
+                dumped.append(await _candidates(server, question, document_ids))
+    return outcomes, dumped
 
 
-def report(questions: list[Question], results: Results) -> None:
-    answerable = [q for q in questions if q.document is not None]
-    print(f"Retrieval, top {TOP_K}, {len(answerable)} answerable questions:")
-    kinds = sorted({q.kind for q in answerable})
-    for mode in MODES:
-        print(f"  {mode:<7} all        {summarize(results.ranks[mode])}")
-        for kind in kinds:
-            kind_ranks = [
-                r for q, r in zip(answerable, results.ranks[mode], strict=True) if q.kind == kind
-            ]
-            print(f"  {mode:<7} {kind:<10} {summarize(kind_ranks)}")
-
-    marked = [q for q, g in zip(questions, results.groundings, strict=True) if g == "not_found"]
-    unanswerable = [q for q in questions if q.document is None]
-    true_marked = [q for q in marked if q.document is None]
-    precision = len(true_marked) / len(marked) if marked else 1.0
-    recall = len(true_marked) / len(unanswerable) if unanswerable else 1.0
-    wrongly = len(marked) - len(true_marked)
-    print(
-        f"Not found: precision {precision:.3f}, recall {recall:.3f} "
-        f"({len(true_marked)} of {len(unanswerable)} unanswerable marked; "
-        f"{wrongly} of {len(answerable)} answerable marked = {wrongly / len(answerable):.3f})"
+async def _candidates(server: object, question: Question, ids: dict[str, str]) -> object:
+    """The candidates and evidence of one question, read in-process for tuning."""
+    resources = server.resources  # type: ignore[attr-defined]
+    language = detect_language(question.question) or DEFAULT_LANGUAGE
+    (vector,) = await resources.embedder.embed([question.question])
+    found, _ = await find_candidates(
+        resources.pool, question.question, vector, resources.embedder.model_name,
+        SearchFilter(), language, 40, 40,
+    )  # fmt: skip
+    retrieval = await retrieve(
+        resources.pool, resources.embedder, question.question, SearchFilter(), TOP_K, 0.3
     )
+    return {
+        **asdict(question),
+        "detected_language": language,
+        "target": ids[question.document] if question.answerable else None,
+        "evidence": asdict(retrieval.evidence),
+        "candidates": [
+            [str(c.document_id), c.page_number, c.vector_rank, c.text_rank,
+             round(c.term_coverage, 4), round(c.similarity, 4)]
+            for c in found
+        ],
+    }  # fmt: skip
+
+
+def rates(ranks: list[int | None]) -> str:
+    if not ranks:
+        return "       —"
+    count = len(ranks)
+    hit1 = sum(1 for r in ranks if r is not None and r <= 1) / count
+    hit5 = sum(1 for r in ranks if r is not None and r <= 5) / count
+    mrr = sum(1 / r for r in ranks if r is not None) / count
+    return f"{hit1:.2f} {hit5:.2f} {mrr:.2f} ({count:>2})"
+
+
+def report(dev_set: DevSet, outcomes: list[Outcome]) -> None:
+    print(f"Retrieval, top {TOP_K}: hit@1 hit@5 MRR (questions), by question language")
+    for half in HALVES:
+        print(f"\n{half} half")
+        for language in LANGUAGES:
+            mine = [
+                o
+                for o in outcomes
+                if dev_set.half(o.question) == half and o.question.language == language
+            ]
+            answerable = [o for o in mine if o.question.answerable]
+            for mode in MODES:
+                row = [rates([o.ranks[mode] for o in answerable])]
+                for kind in ANSWERABLE_KINDS:
+                    row.append(
+                        rates([o.ranks[mode] for o in answerable if o.question.kind == kind])
+                    )
+                print(f"  {language} {mode:<6} all {row[0]} | " + " | ".join(
+                    f"{kind} {r}" for kind, r in zip(ANSWERABLE_KINDS, row[1:], strict=True)
+                ))  # fmt: skip
+            unanswerable = [o for o in mine if not o.question.answerable]
+            marked = sum(o.not_found for o in unanswerable)
+            wrongly = sum(o.not_found for o in answerable)
+            print(
+                f"  {language} not found: {marked} of {len(unanswerable)} unanswerable marked; "
+                f"{wrongly} of {len(answerable)} answerable marked wrongly"
+            )
+    print("\nBy the manual's language (check half, hybrid):")
+    by_document_language: dict[str, list[int | None]] = defaultdict(list)
+    for o in outcomes:
+        if o.question.answerable and dev_set.half(o.question) == "check":
+            by_document_language[dev_set.document_language(o.question)].append(o.ranks["hybrid"])
+    for language in LANGUAGES:
+        print(f"  {language} manuals {rates(by_document_language[language])}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--details", type=Path, help="write per-question rankings as JSON")
+    parser.add_argument("--details", type=Path, help="write per-question candidates as JSON")
     args = parser.parse_args()
-    dev_set = json.loads(DEV_SET.read_text())
-    questions = [
-        Question(q["document"], frozenset(q["pages"]), q["kind"], q["question"])
-        for q in dev_set["questions"]
-    ]
-    results = asyncio.run(ask_everything(fetch_sources(dev_set["sources"]), questions))
-    report(questions, results)
+    dev_set = load()
+    pdfs = fetch_pdfs(dev_set.sources)
+    outcomes, candidates = asyncio.run(ask_everything(dev_set, pdfs, args.details is not None))
+    report(dev_set, outcomes)
     if args.details is not None:
-        details = {"searches": results.details, "answers": results.answers}
-        args.details.write_text(json.dumps(details, indent=1))
+        args.details.write_text(json.dumps(candidates, indent=0))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def _blocking_session(address: str) -> tuple[str, pb.Document, list[str], int]:
             for update in client.watch_document(uploaded.document.document_id)
         ]
         listed = [d.document_id for d in client.list_documents()]
-        hits = len(client.search("DMX input port", top_k=2, similarity_threshold=0.01).results)
+        hits = len(client.search("controller address", top_k=2, similarity_threshold=0.01).results)
         return (
             client.health(),
             client.get_document(uploaded.document.document_id),

@@ -20,6 +20,7 @@ from chatbot_server.answers.answering import Answerer
 from chatbot_server.answers.cost_log import record_embedding_usage
 from chatbot_server.answers.llm import LlmClient
 from chatbot_server.config import DocumentSettings, EmbeddingSettings, Settings
+from chatbot_server.documents import document_store
 from chatbot_server.documents.chunking import ChunkingPolicy
 from chatbot_server.documents.ingestion import IngestionWorker
 from chatbot_server.governance.alerts import BudgetAlerts
@@ -39,6 +40,7 @@ from chatbot_server.governance.rate_limiter import (
 from chatbot_server.platform import metrics
 from chatbot_server.platform.access_log import AccessLogInterceptor, core_message_limit
 from chatbot_server.platform.database import (
+    DATABASE_ERRORS,
     EmbeddedDatabase,
     PostgresProbe,
     open_pool,
@@ -170,7 +172,7 @@ def _embedder(
     settings: EmbeddingSettings, pool: asyncpg.Pool, http: httpx.AsyncClient, budget: Budget
 ) -> Embedder:
     if settings.base_url is None:
-        return LocalEmbeddings(settings.threads)
+        return LocalEmbeddings(settings.local_model, settings.threads)
 
     async def record(usage: EmbeddingUsage) -> None:
         await record_embedding_usage(pool, budget, usage)
@@ -296,7 +298,24 @@ class ChatbotServer:
             self._tasks.append(asyncio.create_task(worker.run(), name=f"ingestion-{number}"))
         host = address.rsplit(":", 1)[0]
         log.info("server.started", address=f"{host}:{self.port}")
+        await self._report_other_models()
         return self.port
+
+    async def _report_other_models(self) -> None:
+        model = self.resources.embedder.model_name
+        try:
+            others = await document_store.documents_of_other_models(self.resources.pool, model)
+        except DATABASE_ERRORS:
+            return  # the dependency monitor reports the database
+        if others:
+            log.warning(
+                "documents.need_reprocessing",
+                documents=sum(others.values()),
+                by_model=others,
+                embedding_model=model,
+                detail="vector search leaves these documents out until they are processed "
+                "again: run `chatbot documents reprocess-all`",
+            )
 
     async def stop(self, grace_seconds: float) -> None:
         """Stops taking calls, lets calls in flight finish for up to the grace period, then

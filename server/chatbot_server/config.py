@@ -200,6 +200,12 @@ class EmbeddingSettings:
     base_url: str | None = optional_text("EMBEDDING_BASE_URL")
     api_key: str = text("EMBEDDING_API_KEY", "")
     model: str = text("EMBEDDING_MODEL", "text-embedding-3-small")
+    # The offline model when EMBEDDING_BASE_URL is unset (`retrieval.embeddings.LOCAL_MODELS`).
+    local_model: str = choice(
+        "EMBEDDING_LOCAL_MODEL",
+        "use-multilingual-v3",
+        ("use-multilingual-v3", "all-MiniLM-L6-v2-int8"),
+    )
     threads: int = integer("EMBEDDING_THREADS", 2, 1)
 
 

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from chatbot.v1 import chat_service_pb2 as _chat_service_pb2
 from chatbot.v1 import common_pb2 as _common_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -87,7 +88,9 @@ class Document(_message.Message):
     size_bytes: _builtins.int
     """Size of the file in bytes."""
     language: _builtins.str
-    """Language of the text as a BCP-47 code."""
+    """Language of the text as a BCP-47 code: as uploaded, else detected when
+    processed (empty until then).
+    """
     document_type: _builtins.str
     """A free-form type, for example "manual" or "datasheet"."""
     status: Global___DocumentStatus.ValueType
@@ -168,7 +171,9 @@ class UploadMetadata(_message.Message):
     filename: _builtins.str
     """The original file name, at most 255 characters."""
     language: _builtins.str
-    """Language of the text as a BCP-47 code; empty means "en"."""
+    """Language of the text as a BCP-47 code; empty lets the service detect it
+    from the text (English, German or French).
+    """
     document_type: _builtins.str
     """A free-form type, at most 50 characters, for example "manual"."""
     overwrite: _builtins.bool
@@ -577,6 +582,7 @@ class SearchRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     SIMILARITY_THRESHOLD_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """The query, 1 to 2,000 characters."""
     top_k: _builtins.int
@@ -587,6 +593,11 @@ class SearchRequest(_message.Message):
     """
     mode: _common_pb2.RetrievalMode.ValueType
     """Which signals rank the chunks; unspecified means hybrid."""
+    language: _builtins.str
+    """The query's language as a BCP-47 code; empty lets the service detect it.
+    Full-text search looks in documents of the query's language; vector search
+    in documents of every language.
+    """
     @_builtins.property
     def filter(self) -> _common_pb2.RetrievalFilter:
         """Restricts which documents are searched."""
@@ -599,10 +610,11 @@ class SearchRequest(_message.Message):
         filter: _common_pb2.RetrievalFilter | None = ...,
         similarity_threshold: _builtins.float = ...,
         mode: _common_pb2.RetrievalMode.ValueType = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "mode", b"mode", "query", b"query", "similarity_threshold", b"similarity_threshold", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "language", b"language", "mode", b"mode", "query", b"query", "similarity_threshold", b"similarity_threshold", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -617,10 +629,18 @@ class SearchResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     EMBEDDING_MODEL_FIELD_NUMBER: _builtins.int
     TOOK_MS_FIELD_NUMBER: _builtins.int
+    QUERY_LANGUAGE_FIELD_NUMBER: _builtins.int
+    GROUNDING_FIELD_NUMBER: _builtins.int
     embedding_model: _builtins.str
     """The embedding model the query was embedded with."""
     took_ms: _builtins.int
     """Milliseconds the search took in the service."""
+    query_language: _builtins.str
+    """The query's language, as given or detected ("en", "de" or "fr")."""
+    grounding: _chat_service_pb2.Grounding.ValueType
+    """Whether the chunks hold an answer to the query, as offline answers judge it
+    (`AnswerDone.grounding`): GROUNDING_ANSWERED or GROUNDING_NOT_FOUND.
+    """
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.RetrievedChunk]:
         """The chunks, most relevant first."""
@@ -631,10 +651,12 @@ class SearchResponse(_message.Message):
         results: _abc.Iterable[_common_pb2.RetrievedChunk] | None = ...,
         embedding_model: _builtins.str = ...,
         took_ms: _builtins.int = ...,
+        query_language: _builtins.str = ...,
+        grounding: _chat_service_pb2.Grounding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding_model", b"embedding_model", "results", b"results", "took_ms", b"took_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding_model", b"embedding_model", "grounding", b"grounding", "query_language", b"query_language", "results", b"results", "took_ms", b"took_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,9 +34,12 @@ from chatbot_server.answers.answer_recording import (
 from chatbot_server.answers.citations import CitationRenumberer, stored_citation
 from chatbot_server.answers.grounding import (
     NOT_FOUND_TEXT,
+    OFFLINE_NOTICE,
+    QUOTES_INTRO,
     NotFoundReply,
     best_sentences,
     documents_answer,
+    localized,
     quoted_sources,
 )
 from chatbot_server.answers.llm import (
@@ -48,7 +51,7 @@ from chatbot_server.answers.llm import (
     TextDelta,
 )
 from chatbot_server.answers.pricing import to_usd, worst_case_micro_usd
-from chatbot_server.answers.prompting import SYSTEM_PROMPT, build_messages, looks_english
+from chatbot_server.answers.prompting import SYSTEM_PROMPT, build_messages
 from chatbot_server.config import AnswerSettings, RetrievalSettings
 from chatbot_server.conversions import FINISH_REASONS, GROUNDINGS, retrieved_chunk
 from chatbot_server.governance.api_keys import ApiKeyRecord
@@ -58,6 +61,7 @@ from chatbot_server.platform.errors import ServiceError, embedding_unavailable
 from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.hybrid_search import Hit, Retrieval, SearchFilter, retrieve
+from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language
 
 log = structlog.get_logger(__name__)
 # A numbered source in the prompt: a chunk of about CHUNK_SIZE_CHARS and its heading. Only
@@ -109,6 +113,8 @@ class _Plan:
     system_prompt: str
     assignment: Assignment | None
     offline_warning: str | None
+    # The question's language (given or detected): retrieval's and the notices'.
+    language: str
 
 
 class Answerer:
@@ -208,7 +214,7 @@ class Answerer:
             )
             if model:
                 reservation.start(self._estimated_worst_case(question, model, plan, history))
-            retrieval = await self._retrieve(question, plan.top_k, outcome, started)
+            retrieval = await self._retrieve(question, plan, outcome, started)
             outcome.hits = retrieval.hits
             # The question is stored while the model thinks: nothing on the way to the first
             # token waits for it (and retrieval, on two cores, ran faster without it).
@@ -241,9 +247,9 @@ class Answerer:
             if plan.offline_warning:
                 warnings.append(plan.offline_warning)
             events = (
-                self._generate(question, model, messages, plan.temperature, outcome)
+                self._generate(question, model, messages, plan, outcome)
                 if messages
-                else self._offline(question, outcome, retrieval.evidence)
+                else self._offline(question, outcome, retrieval)
             )
             async for event in self._with_heartbeats(events, started):
                 if outcome.first_token_ms == 0 and event.WhichOneof("event") == "delta":
@@ -300,15 +306,16 @@ class Answerer:
     async def _plan(self, question: Question, conversation_id: UUID) -> _Plan:
         assignment = await self._experiments.assign(conversation_id)
         variant = assignment.variant if assignment else None
-        model = self._model_for(question)
+        language = (
+            question.language.split("-")[0] or detect_language(question.text) or DEFAULT_LANGUAGE
+        )
+        model = self._settings.model if language == "en" else self._settings.multilingual_model
         if variant is not None and variant.llm_model:
             model = variant.llm_model
         offline_warning = None
         if self._llm is None:
             model = ""
-            offline_warning = (
-                "offline: no language model is configured; the answer quotes the retrieved passages"
-            )
+            offline_warning = localized(OFFLINE_NOTICE, language)
         elif question.budget_exhausted is not None:
             model = ""
             offline_warning = _offline_for_budget(question.budget_exhausted)
@@ -323,15 +330,8 @@ class Answerer:
             system_prompt=(variant.system_prompt if variant else "") or SYSTEM_PROMPT,
             assignment=assignment,
             offline_warning=offline_warning,
+            language=language,
         )
-
-    def _model_for(self, question: Question) -> str:
-        english = (
-            question.language.split("-")[0] == "en"
-            if question.language
-            else looks_english(question.text)
-        )
-        return self._settings.model if english else self._settings.multilingual_model
 
     def _estimated_worst_case(
         self, question: Question, model: str, plan: _Plan, history: list[tuple[str, str]]
@@ -362,12 +362,12 @@ class Answerer:
         return [(m.role, m.content) for m in earlier[-HISTORY_MESSAGES:] if m.content]
 
     async def _retrieve(
-        self, question: Question, top_k: int, outcome: AnswerOutcome, started: float
+        self, question: Question, plan: _Plan, outcome: AnswerOutcome, started: float
     ) -> Retrieval:
         try:
             retrieval = await retrieve(
                 self._pool, self._embedder, question.text, question.where,
-                top_k, self._retrieval.similarity_threshold,
+                plan.top_k, self._retrieval.similarity_threshold, language=plan.language,
             )  # fmt: skip
         except EmbeddingError as error:
             raise embedding_unavailable("the question", error) from error
@@ -375,21 +375,23 @@ class Answerer:
         return retrieval
 
     async def _offline(
-        self, question: Question, outcome: AnswerOutcome, evidence: float
+        self, question: Question, outcome: AnswerOutcome, retrieval: Retrieval
     ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
         """An extractive answer: the most relevant sentences of the best passages, each
-        cited; or, when the passages do not hold the question's words, a plain not found."""
-        sources = quoted_sources(outcome.hits) if documents_answer(evidence) else []
+        cited; or, when the passages do not hold an answer, a plain not found. Both in the
+        question's language."""
+        answered = documents_answer(retrieval.evidence)
+        sources = quoted_sources(outcome.hits) if answered else []
         if sources:
             quotes = [
                 f"{best_sentences(hit.candidate.text, question.text)} [{number}]"
                 for number, hit in enumerate(sources, start=1)
             ]
-            text = "From the documents:\n\n" + "\n\n".join(quotes)
+            text = localized(QUOTES_INTRO, retrieval.language) + "\n\n" + "\n\n".join(quotes)
             outcome.citations = [_citation(n, hit) for n, hit in enumerate(sources, start=1)]
             outcome.grounding = "answered"
         else:
-            text = NOT_FOUND_TEXT
+            text = localized(NOT_FOUND_TEXT, retrieval.language)
             outcome.grounding = "not_found"
         outcome.text.append(text)
         outcome.finish_reason = "stop"
@@ -400,7 +402,7 @@ class Answerer:
         question: Question,
         model: str,
         messages: list[dict[str, str]],
-        temperature: float,
+        plan: _Plan,
         outcome: AnswerOutcome,
     ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
         assert self._llm is not None
@@ -411,7 +413,7 @@ class Answerer:
         span = tracer.start_span("llm.stream", attributes={"llm.model": model})
         try:
             async for event in self._llm.stream(
-                model, messages, temperature=temperature,
+                model, messages, temperature=plan.temperature,
                 deadline_seconds=question.deadline_seconds,
             ):  # fmt: skip
                 if isinstance(event, Accepted):
@@ -450,7 +452,7 @@ class Answerer:
                 for number, source in enumerate(renumberer.cited_sources, start=1)
             ]
         if reply.not_found:
-            rest = NOT_FOUND_TEXT
+            rest = localized(NOT_FOUND_TEXT, plan.language)
             outcome.citations = []
         outcome.grounding = "not_found" if reply.not_found else "answered"
         if rest:

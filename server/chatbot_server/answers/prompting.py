@@ -19,10 +19,6 @@ NOT_FOUND_PROTOCOL = (
 )
 # Rough and cheap: about four characters per token of prose.
 CHARS_PER_TOKEN = 4
-_COMMON_ENGLISH = frozenset(
-    {"the", "a", "an", "is", "are", "how", "what", "why", "when", "where", "which", "who",
-     "do", "does", "can", "i", "to", "of", "in", "on", "for", "my", "it"}
-)  # fmt: skip
 
 
 def format_source(number: int, hit: Hit) -> str:
@@ -55,14 +51,3 @@ def build_messages(
     messages.extend(reversed(kept))
     messages.append({"role": "user", "content": question})
     return messages
-
-
-def looks_english(text: str) -> bool:
-    """A cheap guess for choosing the multilingual model: mostly ASCII letters and at least
-    one very common English word."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return True
-    ascii_share = sum(c.isascii() for c in letters) / len(letters)
-    words = {w.strip(".,?!;:'\"()").lower() for w in text.split()}
-    return ascii_share > 0.9 and bool(words & _COMMON_ENGLISH)

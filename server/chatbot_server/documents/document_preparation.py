@@ -14,6 +14,11 @@ from dataclasses import dataclass
 
 from chatbot_server.documents.chunking import Chunk, ChunkingPolicy, chunk_blocks
 from chatbot_server.documents.pdf_extraction import extract_document
+from chatbot_server.retrieval.languages import (
+    DEFAULT_LANGUAGE,
+    detect_document_language,
+    search_texts,
+)
 from chatbot_server.retrieval.local_model import count_tokens
 
 
@@ -23,16 +28,27 @@ class PreparedDocument:
     chunks: list[Chunk]
     warnings: list[str]
     title: str
+    language: str
+    # Each chunk's text as full-text search indexes it (`retrieval.languages`).
+    search_texts: list[str]
 
 
-def prepare_document(data: bytes, policy: ChunkingPolicy, max_pages: int) -> PreparedDocument:
-    """Raises UnreadableDocumentError with a reason for a person when there is no text."""
+def prepare_document(
+    data: bytes, policy: ChunkingPolicy, max_pages: int, language: str
+) -> PreparedDocument:
+    """Raises UnreadableDocumentError with a reason for a person when there is no text. An
+    empty `language` is detected from the text."""
     extracted = extract_document(data, max_pages)
+    chunks = chunk_blocks(extracted.blocks, policy, count_tokens)
+    texts = [chunk.text for chunk in chunks]
+    language = language or detect_document_language(texts) or DEFAULT_LANGUAGE
     return PreparedDocument(
         page_count=extracted.page_count,
-        chunks=chunk_blocks(extracted.blocks, policy, count_tokens),
+        chunks=chunks,
         warnings=extracted.warnings,
         title=extracted.title,
+        language=language,
+        search_texts=search_texts(texts, language),
     )
 
 

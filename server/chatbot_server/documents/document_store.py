@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chatbot_server.documents.chunking import Chunk
+from chatbot_server.retrieval.text_search import text_search_config
 from chatbot_server.retrieval.vector_codec import vector_text
 
 DOCUMENT_COLUMNS = """
@@ -84,9 +85,9 @@ async def insert_document(
         row = await conn.fetchrow(
             f"""
             INSERT INTO documents
-                (title, filename, sha256, size_bytes, language, document_type, tags,
-                 title_is_filename, seeded, status, lease_expires_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                (title, filename, sha256, size_bytes, language, language_given,
+                 document_type, tags, title_is_filename, seeded, status, lease_expires_at)
+            VALUES ($1, $2, $3, $4, $5, $5 <> '', $6, $7, $8, $9,
                     CASE WHEN $9 THEN 'PROCESSING' ELSE 'PENDING' END,
                     CASE WHEN $9 THEN now() + interval '1 hour' END)
             ON CONFLICT (sha256) DO NOTHING
@@ -110,7 +111,8 @@ async def insert_document(
         row = await conn.fetchrow(
             f"""
             UPDATE documents
-            SET title = $2, filename = $3, language = $4, document_type = $5, tags = $6,
+            SET title = $2, filename = $3, language = $4, language_given = $4 <> '',
+                document_type = $5, tags = $6,
                 title_is_filename = $7, status = 'PENDING', error = '', warnings = '{{}}',
                 attempts = 0, chunks_done = 0, chunks_total = 0, lease_expires_at = NULL,
                 updated_at = now()
@@ -121,6 +123,20 @@ async def insert_document(
             new.title_is_filename,
         )  # fmt: skip
         return DocumentRecord.from_row(row), True
+
+
+async def documents_of_other_models(pool: asyncpg.Pool, embedding_model: str) -> dict[str, int]:
+    """READY documents embedded with another model than `embedding_model`, counted by model:
+    vector search leaves them out until they are processed again."""
+    rows = await pool.fetch(
+        """
+        SELECT embedding_model, count(*) FROM documents
+        WHERE status = 'READY' AND chunk_count > 0 AND embedding_model <> $1
+        GROUP BY embedding_model ORDER BY embedding_model
+        """,
+        embedding_model,
+    )
+    return {row[0]: row[1] for row in rows}
 
 
 async def get_document(pool: asyncpg.Pool, document_id: UUID) -> DocumentRecord | None:
@@ -198,6 +214,7 @@ class Job:
 
     document_id: UUID
     attempts: int
+    # The language the upload gave; '' when it is to be detected from the text.
     language: str
 
 
@@ -225,11 +242,11 @@ async def claim_next_job(pool: asyncpg.Pool, lease_seconds: float) -> Job | None
             LIMIT 1
         ) AS next
         WHERE d.id = next.id
-        RETURNING d.id, d.attempts, d.language
+        RETURNING d.id, d.attempts, CASE WHEN d.language_given THEN d.language ELSE '' END
         """,
         lease_seconds,
     )
-    return Job(row["id"], row["attempts"], row["language"]) if row is not None else None
+    return Job(*row) if row is not None else None
 
 
 async def document_content(pool: asyncpg.Pool, document_id: UUID) -> bytes | None:
@@ -273,13 +290,15 @@ async def complete_job(
     section_titles: Sequence[str],
     section_vectors: npt.NDArray[np.float32],
     embedding_model: str,
-    text_search_config: str,
+    language: str,
+    search_texts: Sequence[str],
     warnings: list[str],
     metadata_title: str = "",
 ) -> bool:
     """Replaces the document's chunks and section title embeddings and makes it READY, in
     one transaction, so a document is searchable whole or not at all. False when the job was
-    taken away meanwhile."""
+    taken away meanwhile. `language` is the document's (as given or detected); each chunk's
+    full text is indexed from its `search_texts` entry in that language's configuration."""
     async with pool.acquire() as conn, conn.transaction():
         still_ours = await conn.fetchval(
             "SELECT id FROM documents WHERE id = $1 AND status = 'PROCESSING' FOR UPDATE",
@@ -292,12 +311,15 @@ async def complete_job(
         await conn.execute(
             """
             INSERT INTO chunks (document_id, ordinal, page_number, section_title, content,
-                                token_count, text_search_config, embedding_model, embedding)
+                                token_count, text_search_config, content_tsv, embedding_model,
+                                embedding)
             SELECT $1, c.ordinal, c.page_number, c.section_title, c.content, c.token_count,
-                   $7::regconfig, $8, c.embedding::vector
+                   $7::regconfig, to_tsvector($7::regconfig, c.search_text), $8,
+                   c.embedding::vector
             FROM unnest($2::integer[], $3::integer[], $4::text[], $5::text[], $6::integer[],
-                        $9::text[])
-                 AS c (ordinal, page_number, section_title, content, token_count, embedding)
+                        $9::text[], $10::text[])
+                 AS c (ordinal, page_number, section_title, content, token_count, embedding,
+                       search_text)
             """,
             document_id,
             [chunk.ordinal for chunk in chunks],
@@ -305,10 +327,11 @@ async def complete_job(
             [chunk.section_title for chunk in chunks],
             [chunk.text for chunk in chunks],
             [chunk.token_count for chunk in chunks],
-            text_search_config,
+            text_search_config(language),
             embedding_model,
             # asyncpg would read each numpy vector as a nested array: send pgvector's text form.
             [vector_text(vector) for vector in vectors] if len(chunks) else [],
+            list(search_texts),
         )  # fmt: skip
         await conn.execute(
             """
@@ -327,11 +350,11 @@ async def complete_job(
                 embedding_dimensions = $6, processed_at = now(), updated_at = now(),
                 lease_expires_at = NULL,
                 title = CASE WHEN title_is_filename AND $7 <> '' THEN $7 ELSE title END,
-                title_is_filename = title_is_filename AND $7 = ''
+                title_is_filename = title_is_filename AND $7 = '', language = $8
             WHERE id = $1
             """,
             document_id, page_count, len(chunks), warnings, embedding_model,
-            int(vectors.shape[1]) if len(chunks) else 0, metadata_title,
+            int(vectors.shape[1]) if len(chunks) else 0, metadata_title, language,
         )  # fmt: skip
     return True
 

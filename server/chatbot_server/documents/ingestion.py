@@ -37,7 +37,6 @@ from chatbot_server.retrieval.embeddings import (
     stacked,
 )
 from chatbot_server.retrieval.local_model import count_tokens
-from chatbot_server.retrieval.text_search import text_search_config
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +114,7 @@ class IngestionWorker:
             if content is None:
                 return
             with tracer.start_as_current_span("ingestion.extract"):
-                prepared = await self._prepare(content)
+                prepared = await self._prepare(job, content)
             with tracer.start_as_current_span(
                 "ingestion.embed_and_store", attributes={"chunks": len(prepared.chunks)}
             ):
@@ -168,7 +167,7 @@ class IngestionWorker:
             )
         return self._executor
 
-    async def _prepare(self, content: bytes) -> PreparedDocument:
+    async def _prepare(self, job: document_store.Job, content: bytes) -> PreparedDocument:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._extraction_process(),
@@ -176,6 +175,7 @@ class IngestionWorker:
             content,
             self._policy,
             self._settings.max_document_pages,
+            job.language,
         )
 
     async def _embed_and_store(self, job: document_store.Job, prepared: PreparedDocument) -> bool:
@@ -205,7 +205,8 @@ class IngestionWorker:
             section_titles=titles,
             section_vectors=title_vectors,
             embedding_model=self._embedder.model_name,
-            text_search_config=text_search_config(job.language),
+            language=prepared.language,
+            search_texts=prepared.search_texts,
             warnings=prepared.warnings,
             metadata_title=prepared.title,
         )

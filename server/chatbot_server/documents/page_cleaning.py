@@ -7,6 +7,8 @@ What a PDF's text layer holds beside the content, and what is done about it:
     when the document writes the word with one elsewhere ("non-empty");
   - glyphs without a Unicode mapping (control characters, private-use code points, U+FFFD)
     and typographic ligatures: dropped or mapped to letters;
+  - accents set as glyphs of their own before the letter, as TeX fonts without accented
+    letters do ("k¨onnen", "apr`es"): joined to the letter ("können", "après");
   - tables of contents and indexes (entries joined to page numbers by dot leaders): a page
     that is mostly such entries is dropped, and so are such lines elsewhere, since they
     hold every term of the document and would match every question;
@@ -38,6 +40,16 @@ _LIGATURES = str.maketrans(
 # no text for (a bullet drawn from a symbol font arrives as U+0088) or invisible marks.
 _DROPPED_CATEGORIES = frozenset({"Cn", "Co", "Cs", "Cc", "Cf"})
 _SPACES = re.compile(r" {2,}")
+_COMBINING_FOR_SPACING_ACCENT = {
+    "\u00b4": "\u0301", "`": "\u0300", "\u00a8": "\u0308", "\u02c6": "\u0302",
+    "\u02dc": "\u0303", "\u00b8": "\u0327", "\u02da": "\u030a",
+}  # fmt: skip
+# A grave accent is also a backtick: it is joined only inside a word ("apr`es") or as the
+# French word "`a", so code such as `echo` keeps it.
+_DETACHED_ACCENT = re.compile(
+    r"([\u00b4\u00a8\u02c6\u02dc\u00b8\u02da]) ?([^\W\d_])"
+    r"|(?<=[^\W\d_])(`)([^\W\d_])|(?<![\w`])(`)([aA])(?!\w)"
+)
 _DIGITS = re.compile(r"\d+")
 _PAGE_NUMBER = re.compile(
     r"(page\s*)?(#|[ivxlcdm]+)(\s*(of|/)\s*#)?|[-\u2013\u2014]\s*#\s*[-\u2013\u2014]", re.IGNORECASE
@@ -77,7 +89,17 @@ def clean_glyphs(text: str) -> str:
             c for c in text.translate(_LIGATURES)
             if unicodedata.category(c) not in _DROPPED_CATEGORIES
         )  # fmt: skip
+    if "`" in text or not text.isascii():
+        text = _DETACHED_ACCENT.sub(_attach_accent, text)
     return _SPACES.sub(" ", text).strip()
+
+
+def _attach_accent(match: re.Match[str]) -> str:
+    accent, letter = (group for group in match.groups() if group is not None)
+    # TeX sets an accented i on a dotless one.
+    base = "i" if letter == "\u0131" else letter
+    composed = unicodedata.normalize("NFC", base + _COMBINING_FOR_SPACING_ACCENT[accent])
+    return composed if len(composed) == 1 else match[0]
 
 
 def remove_running_lines(pages: Sequence[Sequence[Line]]) -> list[list[Line]]:

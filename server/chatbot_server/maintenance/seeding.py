@@ -15,12 +15,13 @@ import asyncpg
 
 from chatbot_server.answers import chat_store
 from chatbot_server.answers.citations import stored_citation
+from chatbot_server.answers.grounding import QUOTES_INTRO, localized
 from chatbot_server.documents import document_store
 from chatbot_server.documents.chunking import section_titles
 from chatbot_server.documents.document_store import NewDocument
 from chatbot_server.maintenance.seed_content import seed_manual, seed_question
 from chatbot_server.retrieval.embeddings import Embedder, embed_in_batches
-from chatbot_server.retrieval.text_search import text_search_config
+from chatbot_server.retrieval.languages import search_texts
 
 # The identity of local calls without an API key, so `chatbot conversations list` on the
 # server's machine shows the seeded conversations.
@@ -97,7 +98,8 @@ async def seed_documents(
             section_titles=titles,
             section_vectors=await embed_in_batches(embedder, titles, EMBED_BATCH),
             embedding_model=embedder.model_name,
-            text_search_config=text_search_config("en"),
+            language="en",
+            search_texts=search_texts(texts, "en"),
             warnings=[],
         )
         progress(f"documents {index + 1}/{size.documents}")
@@ -134,7 +136,7 @@ async def seed_conversations(
             pool,
             conversation.id,
             "assistant",
-            "From the documents:\n\n" + "\n\n".join(quotes),
+            localized(QUOTES_INTRO, "en") + "\n\n" + "\n\n".join(quotes),
             citations=[_citation(n, row) for n, row in enumerate(cited, 1)],
         )
         if (number + 1) % 20 == 0 or number + 1 == size.conversations:

@@ -14,7 +14,26 @@ import numpy.typing as npt
 
 from chatbot_server.answers.pricing import call_cost_micro_usd
 from chatbot_server.platform import metrics
-from chatbot_server.retrieval.local_model import DIMENSIONS, LocalEmbedder
+from chatbot_server.retrieval import local_model, multilingual_model
+
+
+class LocalModel(Protocol):
+    """An offline model, run in the server's process."""
+
+    model_name: str
+    dimensions: int
+    max_tokens: int
+
+    def embed_sync(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+# The offline models, by the name documents record; the first is the default.
+LOCAL_MODELS: dict[str, Callable[[int], LocalModel]] = {
+    multilingual_model.MODEL_NAME: multilingual_model.MultilingualEmbedder,
+    local_model.MODEL_NAME: local_model.LocalEmbedder,
+}
+# What an OpenAI-compatible endpoint is asked for (text-embedding-3's `dimensions`).
+REMOTE_DIMENSIONS = 384
 
 Vectors = npt.NDArray[np.float32]
 
@@ -44,6 +63,9 @@ class Embedder(Protocol):
     @property
     def max_tokens(self) -> int: ...
 
+    @property
+    def dimensions(self) -> int: ...
+
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """Unit-length vectors of the store's dimension, one row per text."""
         ...
@@ -61,6 +83,7 @@ class TimedEmbeddings:
         self._inner = inner
         self.model_name = inner.model_name
         self.max_tokens = inner.max_tokens
+        self.dimensions = inner.dimensions
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         with metrics.EMBEDDING_SECONDS.time():
@@ -71,12 +94,13 @@ class TimedEmbeddings:
 
 
 class LocalEmbeddings:
-    """The offline model, run in a worker thread (ONNX Runtime releases the GIL)."""
+    """An offline model, run in a worker thread (NumPy and ONNX Runtime release the GIL)."""
 
-    def __init__(self, threads: int) -> None:
-        self._model = LocalEmbedder(threads)
+    def __init__(self, model_name: str, threads: int) -> None:
+        self._model = LOCAL_MODELS[model_name](threads)
         self.model_name = self._model.model_name
         self.max_tokens = self._model.max_tokens
+        self.dimensions = self._model.dimensions
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         return await asyncio.to_thread(self._model.embed_sync, texts)
@@ -106,6 +130,7 @@ class RemoteEmbeddings:
 
     # Long enough for any chunk the chunker makes; the endpoint enforces its own limit.
     max_tokens = 8000
+    dimensions = REMOTE_DIMENSIONS
 
     def __init__(
         self,
@@ -126,7 +151,7 @@ class RemoteEmbeddings:
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         started = time.perf_counter()
-        payload = {"model": self.model_name, "input": list(texts), "dimensions": DIMENSIONS}
+        payload = {"model": self.model_name, "input": list(texts), "dimensions": REMOTE_DIMENSIONS}
         try:
             response = await self._client.post(self._url, json=payload, headers=self._headers)
             response.raise_for_status()
@@ -141,10 +166,10 @@ class RemoteEmbeddings:
             raise EmbeddingError(f"embedding endpoint {self._url} failed: {reason}") from error
         usage = body.get("usage") or {}
         await self._record(int(usage.get("prompt_tokens", 0)), usage.get("cost"), started, "")
-        if vectors.shape != (len(texts), DIMENSIONS):
+        if vectors.shape != (len(texts), REMOTE_DIMENSIONS):
             raise EmbeddingError(
                 f"embedding endpoint returned vectors of shape {vectors.shape}, expected "
-                f"({len(texts)}, {DIMENSIONS}); choose a model that supports `dimensions`"
+                f"({len(texts)}, {REMOTE_DIMENSIONS}); choose a model that supports `dimensions`"
             )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -7,8 +7,10 @@ top k are pure functions below, tested without a database.
 from __future__ import annotations
 
 import enum
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from uuid import UUID
 
 import asyncpg
@@ -17,6 +19,7 @@ import numpy.typing as npt
 
 from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder
+from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language, search_text
 from chatbot_server.retrieval.text_search import text_search_config
 
 # Reciprocal rank fusion's damping constant, chosen on the dev set (`make eval`): a small
@@ -27,8 +30,9 @@ from chatbot_server.retrieval.text_search import text_search_config
 # literal question's words is strong. The dev set chose these on a plateau (k from 10 to 20,
 # vector weight from 1 to 1.25 all within a question of each other).
 RRF_K = 10
-VECTOR_WEIGHT = 1.0
-TEXT_WEIGHT = 1.0
+# (vector, full text) weights by the question's language.
+FUSION_WEIGHTS = {"en": (1.0, 1.0), "de": (1.0, 1.0), "fr": (1.0, 1.0)}
+DEFAULT_FUSION_WEIGHTS = (1.0, 1.0)
 # The vector signal ranks the nearest chunks by their distance to the question minus this
 # share of their section title's similarity to it (`section_embeddings`): a paraphrased
 # question often matches what a section is about better than any one of its passages.
@@ -43,7 +47,9 @@ SECTION_WEIGHT = 0.25
 # shared everyday words of a near-domain question ("export", "page", "PDF") lifted it
 # among the answerable ones.
 EVIDENCE_RANKS = 3
-EVIDENCE_COVERAGE_WEIGHT = 0.2
+# The question's neighbourhood, against which the nearest chunk's similarity is measured,
+# starts at this rank of the nearest chunks.
+NEIGHBOURHOOD_START = 9
 # Full-text candidates come from the question's rarest terms, at most this many chunks per
 # term: a common word matches thousands of chunks, and ranking them all dominates the tail.
 TERM_MATCH_LIMIT = 400
@@ -100,26 +106,47 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What the signals say about whether the documents hold an answer."""
+
+    # The nearest chunk's cosine similarity to the question.
+    best_similarity: float
+    # How far the nearest chunk stands above the question's wider neighbourhood (the mean
+    # similarity of its 10th to 40th nearest chunks): scores move with the model, the
+    # language and the collection, this gap much less.
+    similarity_gap: float
+    # The best share of the question's informative words (weighted by rarity) that one of
+    # full-text search's first chunks holds; 0 when no document shares the question's
+    # language.
+    term_coverage: float
+    # The share of the question's informative words (weighted by rarity) that no chunk of
+    # any document holds, when documents in the question's language exist (0 otherwise):
+    # a question about a thing the documents never name.
+    missing_term_share: float
+
+
+@dataclass(frozen=True)
 class Retrieval:
-    """The chunks to show, and how strongly the signals say the documents hold an answer."""
+    """The chunks to show, the question's language, and the evidence of an answer."""
 
     hits: list[Hit]
-    evidence: float
+    evidence: Evidence
+    language: str
 
 
-def evidence(candidates: Sequence[Candidate]) -> float:
-    """The best similarity among the nearest chunks plus a share of the best term coverage
-    among full-text search's first ones: high when the question's meaning is close to a
-    passage, higher when its words appear together there too."""
+def evidence(candidates: Sequence[Candidate], missing_term_share: float) -> Evidence:
+    """The evidence of an answer in the candidates both signals found."""
     coverage = max(
         (c.term_coverage for c in candidates if c.text_rank and c.text_rank <= EVIDENCE_RANKS),
         default=0.0,
     )
-    similarity = max(
-        (c.similarity for c in candidates if c.vector_rank and c.vector_rank <= EVIDENCE_RANKS),
-        default=0.0,
+    similarities = sorted(
+        (c.similarity for c in candidates if c.vector_rank is not None), reverse=True
     )
-    return similarity + EVIDENCE_COVERAGE_WEIGHT * coverage
+    best = similarities[0] if similarities else 0.0
+    neighbourhood = similarities[NEIGHBOURHOOD_START:]
+    gap = best - statistics.fmean(neighbourhood) if neighbourhood else 0.0
+    return Evidence(best, gap, coverage, missing_term_share)
 
 
 def fuse(
@@ -127,6 +154,7 @@ def fuse(
     similarity_threshold: float,
     top_k: int,
     mode: RetrievalMode = RetrievalMode.HYBRID,
+    language: str = DEFAULT_LANGUAGE,
 ) -> list[Hit]:
     """Weighted reciprocal rank fusion of the signals `mode` uses, then the threshold, then
     the best `top_k`.
@@ -136,7 +164,7 @@ def fuse(
     similarity: the words matched.
     """
     weights = {
-        RetrievalMode.HYBRID: (VECTOR_WEIGHT, TEXT_WEIGHT),
+        RetrievalMode.HYBRID: FUSION_WEIGHTS.get(language, DEFAULT_FUSION_WEIGHTS),
         RetrievalMode.VECTOR: (1.0, 0.0),
         RetrievalMode.TEXT: (0.0, 1.0),
     }[mode]
@@ -175,7 +203,12 @@ EXISTS (
       AND ($7::text[] IS NULL OR d.tags && $7)
 )"""
 
-_CANDIDATES_SQL = f"""
+
+@cache
+def _candidates_sql(dimensions: int) -> str:
+    """The statement for vectors of `dimensions`: the HNSW index of that dimension is only
+    used when the query names it (`0006_languages_and_models.sql`)."""
+    return f"""
 WITH terms AS (
     -- The question's words as the documents' lexemes (stemmed, stop words out), each
     -- weighted by BM25's inverse document frequency; a word no chunk holds weighs most.
@@ -191,8 +224,9 @@ WITH terms AS (
 nearest AS (
     SELECT c.id, c.document_id, c.section_title, c.embedding <=> $1 AS distance
     FROM chunks c
-    WHERE c.embedding_model = $2 AND {_ALLOWED_CHUNK}
-    ORDER BY c.embedding <=> $1
+    WHERE vector_dims(c.embedding) = {dimensions} AND c.embedding_model = $2
+      AND {_ALLOWED_CHUNK}
+    ORDER BY c.embedding::vector({dimensions}) <=> $1::vector({dimensions})
     LIMIT $3
 ),
 placed AS (
@@ -213,7 +247,7 @@ matched AS (
     CROSS JOIN LATERAL (
         SELECT c.id, c.content_tsv FROM chunks c
         WHERE NOT t.common AND c.content_tsv @@ t.query
-          AND {_ALLOWED_CHUNK}
+          AND c.text_search_config = $8::regconfig AND {_ALLOWED_CHUNK}
         LIMIT {TERM_MATCH_LIMIT}
     ) m
     UNION ALL
@@ -225,7 +259,7 @@ matched AS (
         WHERE t.common
           AND NOT EXISTS (SELECT 1 FROM candidate_terms r WHERE NOT r.common AND r.chunks > 0)
           AND (c.content_tsv @@ t.query) IS TRUE
-          AND {_ALLOWED_CHUNK}
+          AND c.text_search_config = $8::regconfig AND {_ALLOWED_CHUNK}
         LIMIT {COMMON_TERM_MATCH_LIMIT}
     ) m
 ),
@@ -257,7 +291,13 @@ SELECT c.id AS chunk_id, c.document_id, d.title AS document_title, c.page_number
        CASE WHEN c.embedding_model = $2 THEN 1 - (c.embedding <=> $1) ELSE 0 END AS similarity,
        min(r.vector_rank) AS vector_rank, min(r.text_rank) AS text_rank,
        coalesce((SELECT sum(t.idf) FROM terms t WHERE c.content_tsv @@ t.query)
-                / nullif((SELECT sum(idf) FROM terms), 0), 0) AS term_coverage
+                / nullif((SELECT sum(idf) FROM terms), 0), 0) AS term_coverage,
+       -- The same for every row: see Evidence.missing_term_share.
+       CASE WHEN EXISTS (SELECT 1 FROM documents WHERE status = 'READY'
+                         AND split_part(language, '-', 1) = $11)
+            THEN coalesce((SELECT sum(idf) FILTER (WHERE chunks = 0) / nullif(sum(idf), 0)
+                           FROM terms), 0)
+            ELSE 0 END AS missing_term_share
 FROM ranked r
 JOIN chunks c ON c.id = r.id
 -- Both lists hold allowed chunks only; the title comes by primary key.
@@ -275,17 +315,24 @@ async def find_candidates(
     language: str,
     vector_limit: int,
     text_limit: int,
-) -> list[Candidate]:
-    """Up to `vector_limit` nearest chunks and `text_limit` full-text matches, in one round
-    trip: the pool's sessions carry the settings this statement needs
-    (`platform.database.SEARCH_SESSION_SETTINGS`)."""
+) -> tuple[list[Candidate], float]:
+    """Up to `vector_limit` nearest chunks (in any language) and `text_limit` full-text
+    matches among the chunks in the query's `language`, in one round trip: the pool's
+    sessions carry the settings this statement needs
+    (`platform.database.SEARCH_SESSION_SETTINGS`). Also the query's missing term share
+    (`Evidence.missing_term_share`)."""
     rows = await pool.fetch(
-        _CANDIDATES_SQL,
+        _candidates_sql(len(query_vector)),
         query_vector, embedding_model, vector_limit,
         where.document_ids, where.language, where.document_type, where.tags,
-        text_search_config(language), query, text_limit,
+        text_search_config(language), search_text(query, language), text_limit,
+        language.split("-")[0],
     )  # fmt: skip
-    return [Candidate(**dict(row)) for row in rows]
+    missing = float(rows[0]["missing_term_share"]) if rows else 0.0
+    candidates = [
+        Candidate(**{k: v for k, v in row.items() if k != "missing_term_share"}) for row in rows
+    ]
+    return candidates, missing
 
 
 async def retrieve(
@@ -296,20 +343,24 @@ async def retrieve(
     top_k: int,
     similarity_threshold: float,
     mode: RetrievalMode = RetrievalMode.HYBRID,
+    language: str = "",
 ) -> Retrieval:
-    """The `top_k` chunks most relevant to `query`: the Search RPC's path, shared by answers."""
+    """The `top_k` chunks most relevant to `query`: the Search RPC's path, shared by answers.
+    The query's `language` is detected when not given."""
+    language = language or detect_language(query) or DEFAULT_LANGUAGE
     with tracer.start_as_current_span("retrieval", attributes={"retrieval.mode": mode.name}):
         with tracer.start_as_current_span("retrieval.embed_query"):
             (query_vector,) = await embedder.embed([query])
         per_signal = max(top_k * 4, 40)
-        candidates = await find_candidates(
+        candidates, missing = await find_candidates(
             pool,
             query,
             query_vector,
             embedder.model_name,
             where,
-            language=where.language or "en",
+            language=language,
             vector_limit=0 if mode is RetrievalMode.TEXT else per_signal,
             text_limit=0 if mode is RetrievalMode.VECTOR else per_signal,
         )
-        return Retrieval(fuse(candidates, similarity_threshold, top_k, mode), evidence(candidates))
+        hits = fuse(candidates, similarity_threshold, top_k, mode, language)
+        return Retrieval(hits, evidence(candidates, missing), language)

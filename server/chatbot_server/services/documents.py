@@ -11,7 +11,8 @@ from uuid import UUID
 import asyncpg
 import grpc
 
-from chatbot.v1 import common_pb2, document_service_pb2, document_service_pb2_grpc
+from chatbot.v1 import chat_service_pb2, common_pb2, document_service_pb2, document_service_pb2_grpc
+from chatbot_server.answers.grounding import documents_answer
 from chatbot_server.config import DocumentSettings, RetrievalSettings
 from chatbot_server.conversions import RETRIEVAL_MODES, retrieved_chunk, timestamp
 from chatbot_server.documents import document_store
@@ -217,14 +218,22 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         mode = RETRIEVAL_MODES.get(request.mode)
         if mode is None:
             raise bad_request("mode", f"unknown retrieval mode {request.mode}")
+        language = language_code("language", request.language)
         try:
-            found = await retrieve(self._pool, self._embedder, query, where, top_k, threshold, mode)
+            found = await retrieve(
+                self._pool, self._embedder, query, where, top_k, threshold, mode, language
+            )
         except EmbeddingError as error:
             raise embedding_unavailable("the query", error) from error
+        answered = documents_answer(found.evidence)
         return pb.SearchResponse(
             results=[retrieved_chunk(hit) for hit in found.hits],
             embedding_model=self._embedder.model_name,
             took_ms=round((time.perf_counter() - started) * 1000),
+            query_language=found.language,
+            grounding=chat_service_pb2.GROUNDING_ANSWERED
+            if answered
+            else chat_service_pb2.GROUNDING_NOT_FOUND,
         )
 
     async def _existing(self, raw_id: str) -> DocumentRecord:
@@ -259,7 +268,7 @@ def _new_document(metadata: pb.UploadMetadata) -> NewDocument:
     return NewDocument(
         title=title,
         filename=filename,
-        language=language_code("metadata.language", metadata.language) or "en",
+        language=language_code("metadata.language", metadata.language),
         document_type=bounded_text("metadata.document_type", metadata.document_type, 50),
         tags=sorted(set(tags)),
         title_is_filename=not given_title,

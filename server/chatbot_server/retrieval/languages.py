@@ -1,0 +1,129 @@
+"""The languages documents and questions are written in, and text prepared for full-text
+search in each.
+
+Detection uses Lingua (`lingua-language-detector`): its models ship inside the wheel, it is
+built for short, mixed texts such as questions with command names in them, and it can be
+limited to the languages the service reads. Full-text search indexes a text prepared per
+language rather than the text as shown:
+  - accents folded ("système" and "systeme" meet; PostgreSQL's `unaccent` is a contrib
+    module that not every server has);
+  - French elisions split off ("l'installation", "d\u2019un" index "installation", "un");
+  - German compounds followed by their parts that the same document uses as words of their
+    own ("Konfigurationsdatei" also indexes "Konfiguration" and "Datei"), so a question
+    naming a part finds the compound.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import cache
+
+from lingua import Language, LanguageDetector, LanguageDetectorBuilder
+
+SUPPORTED = ("en", "de", "fr")
+DEFAULT_LANGUAGE = "en"
+_LINGUA = {Language.ENGLISH: "en", Language.GERMAN: "de", Language.FRENCH: "fr"}
+# Enough text to tell a document's language; reading more only costs time.
+_DETECTION_SAMPLE_CHARS = 20_000
+
+_WORD = re.compile(r"[^\W\d_]+")
+_ELISION = re.compile(
+    r"\b(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu)['\u2019](?=[^\W\d_])", re.IGNORECASE
+)
+# Linking elements between the parts of a German compound ("Konfiguration-s-datei").
+_LINKS = ("", "s", "es", "n", "en", "e", "er")
+_INFLECTIONS = ("s", "n", "e", "en", "es", "er", "ern")
+_MIN_PART = 4
+
+
+@cache
+def _detector() -> LanguageDetector:
+    return LanguageDetectorBuilder.from_languages(*_LINGUA).build()
+
+
+def detect_document_language(texts: Sequence[str]) -> str | None:
+    """The language of a document's texts, read from passages spread over all of it (a
+    translated manual often opens with a licence in English)."""
+    step = max(1, sum(map(len, texts)) // _DETECTION_SAMPLE_CHARS)
+    return detect_language(" ".join(texts[::step]))
+
+
+def detect_language(text: str) -> str | None:
+    """The language `text` is written in (one of SUPPORTED), or None when it cannot tell."""
+    sample = text[:_DETECTION_SAMPLE_CHARS]
+    if not _WORD.search(sample):
+        return None
+    language = _detector().detect_language_of(sample)
+    return _LINGUA[language] if language is not None else None
+
+
+def fold(text: str) -> str:
+    """The text without accents (ß stays: the German stemmer spells it out)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return unicodedata.normalize(
+        "NFKC", "".join(c for c in decomposed if not unicodedata.combining(c))
+    )
+
+
+def vocabulary(texts: Iterable[str]) -> frozenset[str]:
+    """The words of a document, lower-cased and folded, as compound parts are looked up."""
+    return frozenset(
+        word for text in texts for word in _WORD.findall(fold(text).lower()) if len(word) >= 4
+    )
+
+
+def search_texts(texts: Sequence[str], language: str) -> list[str]:
+    """Each of a document's texts as full-text search indexes it (`search_text`)."""
+    words = vocabulary(texts) if language.split("-")[0].lower() == "de" else frozenset()
+    return [search_text(text, language, words) for text in texts]
+
+
+def search_text(text: str, language: str, words: frozenset[str] = frozenset()) -> str:
+    """`text` as full-text search indexes it in `language`; `words` is the document's
+    vocabulary (German compounds are split into the parts it holds)."""
+    prepared = fold(text)
+    base = language.split("-")[0].lower()
+    if base == "fr":
+        prepared = _ELISION.sub("", prepared)
+    elif base == "de" and words:
+        parts = [
+            part
+            for word in {w.lower() for w in _WORD.findall(prepared)}
+            if len(word) >= 2 * _MIN_PART
+            for part in compound_parts(word, words)
+        ]
+        if parts:
+            prepared += "\n" + " ".join(parts)
+    return prepared
+
+
+def compound_parts(word: str, words: frozenset[str]) -> list[str]:
+    """The parts of a (lower-case, folded) German compound that `words` holds, head last:
+    "konfigurationsdatei" -> ["konfiguration", "datei"]; [] when it splits into none."""
+    for start in range(_MIN_PART, len(word) - _MIN_PART + 1):
+        tail = _known(word[start:], words)
+        if tail is None:
+            continue
+        head = word[:start]
+        for link in _LINKS:
+            stem = head[: len(head) - len(link)]
+            known = _known(stem, words) if head.endswith(link) else None
+            if known is not None:
+                return [*(compound_parts(stem, words) or [known]), tail]
+        return [*compound_parts(head, words), tail]
+    return []
+
+
+def _known(word: str, words: frozenset[str]) -> str | None:
+    """The word as `words` holds it: itself, with a final "e" ("Schul-" of "Schule"), or
+    without an inflection ("Servers")."""
+    if len(word) < _MIN_PART:
+        return None
+    candidates = [word, word + "e"] + [
+        word[: -len(ending)] for ending in _INFLECTIONS if word.endswith(ending)
+    ]
+    return next((c for c in candidates if len(c) >= _MIN_PART and c in words), None)
