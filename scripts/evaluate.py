@@ -12,7 +12,9 @@ on) and each question language:
     manual starting on one of the question's pages.
   - how many unanswerable questions the answers marked GROUNDING_NOT_FOUND, and how many
     answerable ones they marked wrongly.
-`--details FILE` writes, for tuning, every question's candidates (the rank of each chunk in
+`--embedding-model NAME` runs the server on another offline model (`EMBEDDING_LOCAL_MODEL`),
+to compare models on the same questions. `--details FILE` writes, for tuning, every
+question's candidates (the rank of each chunk in
 each signal) and the evidence the not-found decision reads.
 """
 
@@ -61,7 +63,7 @@ def first_hit_rank(
 
 
 async def ask_everything(
-    dev_set: DevSet, pdfs: dict[str, Path], details: bool
+    dev_set: DevSet, pdfs: dict[str, Path], details: bool, env: dict[str, str]
 ) -> tuple[list[Outcome], list[object]]:
     """Uploads the manuals to a fresh server, then searches in every mode and answers; with
     `details`, also each question's candidates."""
@@ -69,7 +71,7 @@ async def ask_everything(
     outcomes = []
     dumped = []
     async with (
-        embedded_server(RATE_LIMIT_ENABLED="false") as server,
+        embedded_server(RATE_LIMIT_ENABLED="false", **env) as server,
         ChatbotClient(f"127.0.0.1:{server.port}", timeout=900) as client,
     ):
         document_ids = {}
@@ -174,10 +176,12 @@ def report(dev_set: DevSet, outcomes: list[Outcome]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--details", type=Path, help="write per-question candidates as JSON")
+    parser.add_argument("--embedding-model", help="the offline embedding model to use")
     args = parser.parse_args()
+    env = {"EMBEDDING_LOCAL_MODEL": args.embedding_model} if args.embedding_model else {}
     dev_set = load()
     pdfs = fetch_pdfs(dev_set.sources)
-    outcomes, candidates = asyncio.run(ask_everything(dev_set, pdfs, args.details is not None))
+    outcomes, candidates = asyncio.run(ask_everything(dev_set, pdfs, args.details is not None, env))
     report(dev_set, outcomes)
     if args.details is not None:
         args.details.write_text(json.dumps(candidates, indent=0))

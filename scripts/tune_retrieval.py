@@ -22,21 +22,28 @@ from dev_set import LANGUAGES, load
 from chatbot_server.retrieval import hybrid_search
 from chatbot_server.retrieval.hybrid_search import Candidate, RetrievalMode, fuse
 
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+WEIGHTS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+THRESHOLDS = (0.0, 0.1, 0.2, 0.3)
 MAX_WRONGLY_MARKED = 0.05
 
 
 def candidates(question: dict[str, object]) -> list[Candidate]:
     return [
-        Candidate(UUID(document), UUID(int=i), "", page, "", "", 0, similarity, v, t, coverage)
+        Candidate(UUID(int=i), UUID(document), "", page, "", "", 0, similarity, v, t, coverage)
         for i, (document, page, v, t, coverage, similarity) in enumerate(question["candidates"])  # type: ignore[arg-type]
     ]
 
 
-def rank_of(question: dict[str, object], weights: tuple[float, float]) -> int | None:
+def rank_of(
+    question: dict[str, object], weights: tuple[float, float], threshold: float
+) -> int | None:
     hybrid_search.FUSION_WEIGHTS[str(question["detected_language"])] = weights
     hits = fuse(
-        candidates(question), 0.3, 10, RetrievalMode.HYBRID, str(question["detected_language"])
+        candidates(question),
+        threshold,
+        10,
+        RetrievalMode.HYBRID,
+        str(question["detected_language"]),
     )
     for rank, hit in enumerate(hits, start=1):
         found = hit.candidate
@@ -61,23 +68,34 @@ def main() -> None:
     questions = json.loads(args.details.read_text())
     answerable = [q for q in questions if q["kind"] != "unanswerable"]
 
-    print("Fusion weights (vector, full text) by question language: hit@5 / MRR")
+    print(
+        "Fusion weights (vector, full text) and similarity threshold by question language: "
+        "hit@5 / MRR, best five on the tune half"
+    )
     for language in LANGUAGES:
         mine = [q for q in answerable if q["language"] == language]
         scored = []
-        for weights in itertools.product(WEIGHTS, WEIGHTS):
-            if weights == (0.0, 0.0):
+        for vector, text, threshold in itertools.product(WEIGHTS, WEIGHTS, THRESHOLDS):
+            if (vector, text) == (0.0, 0.0):
                 continue
             by_half = {
-                half: figures([rank_of(q, weights) for q in mine if halves[q["document"]] == half])
+                half: figures(
+                    [
+                        rank_of(q, (vector, text), threshold)
+                        for q in mine
+                        if halves[q["document"]] == half
+                    ]
+                )
                 for half in ("tune", "check")
             }
-            scored.append((by_half["tune"][1], by_half["tune"][0], weights, by_half))
+            scored.append(
+                (by_half["tune"][1], by_half["tune"][0], (vector, text, threshold), by_half)
+            )
         scored.sort(reverse=True)
-        for _, _, weights, by_half in scored[:5]:
+        for _, _, choice, by_half in scored[:5]:
             tune, check = by_half["tune"], by_half["check"]
             print(
-                f"  {language} {weights}: tune {tune[0]:.3f} / {tune[1]:.3f}   "
+                f"  {language} {choice}: tune {tune[0]:.3f} / {tune[1]:.3f}   "
                 f"check {check[0]:.3f} / {check[1]:.3f}"
             )
 

@@ -54,7 +54,11 @@ async def test_schema_has_every_table_and_the_search_indexes(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'"
         )
     }
-    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunks_embedding_hnsw_idx"]
+    # One HNSW index per vector dimension, used by searches that name it.
+    for dimensions in (384, 512):
+        definition = indexes[f"chunks_embedding_{dimensions}_hnsw_idx"]
+        assert f"USING hnsw (((embedding)::vector({dimensions})) vector_cosine_ops)" in definition
+        assert f"WHERE (vector_dims(embedding) = {dimensions})" in definition
     assert "USING gin (content_tsv)" in indexes["chunks_content_tsv_idx"]
 
 

@@ -61,7 +61,7 @@ async def test_upload_returns_pending_and_the_worker_makes_it_ready(
     assert ready.status == pb.DOCUMENT_STATUS_READY, ready.error
     assert ready.page_count == 3
     assert ready.chunk_count >= 3
-    assert ready.embedding_model == "all-MiniLM-L6-v2-int8"
+    assert ready.embedding_model == "use-multilingual-v3"
     assert ready.HasField("process_time")
 
     chunks = await stored_chunks(database, uploaded.document.document_id)

@@ -185,8 +185,8 @@ async def test_a_section_title_lends_its_meaning_to_the_chunks_under_it(
     # Both passages say nearly the same; only the outline tells what each page is about.
     document = pymupdf.open()
     for text in (
-        "Press the left button twice and wait until the lamp turns green.",
-        "Press the right button twice and wait until the lamp turns blue.",
+        "Press the right button twice and wait until the lamp on the device turns blue.",
+        "Press the left button twice and wait until the lamp on the device turns green.",
     ):
         document.new_page().insert_text((72, 100), text, fontsize=11)
     document.set_toc(

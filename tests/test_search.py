@@ -16,8 +16,10 @@ from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
 from chatbot_server.retrieval.hybrid_search import (
     FULL_TEXT,
+    FUSION_WEIGHTS,
     VECTOR,
     Candidate,
+    Evidence,
     RetrievalMode,
     evidence,
     fuse,
@@ -62,7 +64,7 @@ async def test_search_finds_the_passage_with_page_section_and_signals(
 ) -> None:
     client, manual, _ = library
     response = await client.search("What does a blinking red status LED mean?")
-    assert response.embedding_model == "all-MiniLM-L6-v2-int8"
+    assert response.embedding_model == "use-multilingual-v3"
     best = response.results[0]
     assert best.document_id == manual.document_id
     assert best.document_title == "XPD-42 Manual"
@@ -93,7 +95,7 @@ async def test_filters_restrict_the_documents_searched(
     client, manual, recipe = library
     only_recipe = await client.search("wall mounting screws", document_ids=[recipe.document_id])
     assert {r.document_id for r in only_recipe.results} <= {recipe.document_id}
-    by_tag = await client.search("eggs and flour", tags=["manual"], similarity_threshold=0.01)
+    by_tag = await client.search("eggs, flour and wall screws", tags=["manual"])
     assert {r.document_id for r in by_tag.results} == {manual.document_id}
     by_type = await client.search("eggs and flour", document_type="manual")
     assert all(r.document_id == manual.document_id for r in by_type.results)
@@ -173,22 +175,34 @@ def test_hybrid_fusion_counts_a_word_match_by_the_share_of_the_question_it_holds
     close_in_meaning = candidate(1, None, 0.6)
     hits = fuse([one_word, close_in_meaning], similarity_threshold=0.3, top_k=10)
     assert [hit.candidate for hit in hits] == [close_in_meaning, one_word]
-    # Holding all of the question's words, it is as strong as the nearest chunk.
+    # Holding all of the question's words, it counts its signal's whole weight.
     every_word = candidate(None, 1, 0.1, coverage=1.0)
     hits = fuse([every_word, close_in_meaning], similarity_threshold=0.3, top_k=10)
-    assert hits[0].relevance == hits[1].relevance
+    vector_weight, text_weight = FUSION_WEIGHTS["en"]
+    by_chunk = {hit.candidate.chunk_id: hit.relevance for hit in hits}
+    assert by_chunk[every_word.chunk_id] / by_chunk[close_in_meaning.chunk_id] == pytest.approx(
+        text_weight / vector_weight
+    )
     # Text-only mode ranks by full-text search alone.
     hits = fuse([one_word, every_word], 0.3, 10, RetrievalMode.TEXT)
     assert [hit.relevance for hit in hits] == [1.0, 1.0]
 
 
-def test_evidence_reads_each_signals_first_chunks() -> None:
+def test_evidence_reads_the_nearest_chunk_against_its_neighbourhood() -> None:
     words = candidate(None, 2, 0.1, coverage=0.4)
-    meaning = candidate(3, None, 0.5)
-    beyond = candidate(4, 4, 0.9, coverage=0.9)
-    assert evidence([words, meaning, beyond]) == pytest.approx(0.5 + 0.2 * 0.4)
-    assert evidence([beyond]) == 0.0
-    assert evidence([]) == 0.0
+    beyond = candidate(None, 4, 0.1, coverage=0.9)
+    nearest = [candidate(rank, None, 0.8 if rank == 1 else 0.3) for rank in range(1, 21)]
+    found = evidence([words, beyond, *nearest], missing_term_share=0.25)
+    assert found.best_similarity == pytest.approx(0.8)
+    # Ranks 10 to 20 all lie at 0.3: the nearest stands 0.5 above them.
+    assert found.similarity_gap == pytest.approx(0.5)
+    # Only full-text search's first three chunks count.
+    assert found.term_coverage == pytest.approx(0.4)
+    assert found.missing_term_share == 0.25
+    # Among a few chunks, against the farther half.
+    assert evidence(nearest[:5], missing_term_share=0.0).similarity_gap == pytest.approx(0.5)
+    assert evidence(nearest[:1], missing_term_share=0.0).similarity_gap == 0.0
+    assert evidence([], missing_term_share=1.0) == Evidence(0.0, 0.0, 0.0, 1.0)
 
 
 ranks = st.one_of(st.none(), st.integers(min_value=1, max_value=200))

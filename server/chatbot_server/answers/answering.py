@@ -60,8 +60,14 @@ from chatbot_server.governance.experiments import ActiveExperiment, Assignment
 from chatbot_server.platform.errors import ServiceError, embedding_unavailable
 from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
-from chatbot_server.retrieval.hybrid_search import Hit, Retrieval, SearchFilter, retrieve
-from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language
+from chatbot_server.retrieval.hybrid_search import (
+    Hit,
+    Retrieval,
+    SearchFilter,
+    collection_language,
+    retrieve,
+)
+from chatbot_server.retrieval.languages import detect_language
 
 log = structlog.get_logger(__name__)
 # A numbered source in the prompt: a chunk of about CHUNK_SIZE_CHARS and its heading. Only
@@ -307,7 +313,9 @@ class Answerer:
         assignment = await self._experiments.assign(conversation_id)
         variant = assignment.variant if assignment else None
         language = (
-            question.language.split("-")[0] or detect_language(question.text) or DEFAULT_LANGUAGE
+            question.language.split("-")[0]
+            or detect_language(question.text)
+            or await collection_language(self._pool)
         )
         model = self._settings.model if language == "en" else self._settings.multilingual_model
         if variant is not None and variant.llm_model:

@@ -22,30 +22,22 @@ from chatbot_server.retrieval.embeddings import Embedder
 from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language, search_text
 from chatbot_server.retrieval.text_search import text_search_config
 
-# Reciprocal rank fusion's damping constant, chosen on the dev set (`make eval`): a small
-# constant lets first places count (the classic 60 flattens them: hit@1 and MRR were lower).
-# Both signals weigh the same, but in hybrid mode a full-text rank counts in proportion to
-# the share of the question's words the chunk holds (`term_coverage`): a chunk that ranks
-# first on one rare word of a paraphrased question is weak evidence, one holding most of a
-# literal question's words is strong. The dev set chose these on a plateau (k from 10 to 20,
-# vector weight from 1 to 1.25 all within a question of each other).
+# Reciprocal rank fusion's damping constant: a small constant lets first places count (the
+# classic 60 flattens them). In hybrid mode a full-text rank counts in proportion to the
+# share of the question's words the chunk holds (`term_coverage`): a chunk that ranks first
+# on one rare word of a paraphrased question is weak evidence, one holding most of a
+# literal question's words is strong.
 RRF_K = 10
-# (vector, full text) weights by the question's language.
-FUSION_WEIGHTS = {"en": (1.0, 1.0), "de": (1.0, 1.0), "fr": (1.0, 1.0)}
+# (vector, full text) weights by the question's language, chosen on the dev set's tune half
+# (`scripts/tune_retrieval.py`; the README has the figures).
+FUSION_WEIGHTS = {"en": (1.5, 1.25), "de": (2.0, 0.75), "fr": (1.5, 2.0)}
 DEFAULT_FUSION_WEIGHTS = (1.0, 1.0)
 # The vector signal ranks the nearest chunks by their distance to the question minus this
 # share of their section title's similarity to it (`section_embeddings`): a paraphrased
 # question often matches what a section is about better than any one of its passages.
-# Chosen on the dev set: 0.2 to 0.3 lifted paraphrased hit@5 from 0.81 to 0.86 and MRR from
-# 0.87 to 0.89; 0.4 and more began to lose literal questions to neighbouring sections.
 SECTION_WEIGHT = 0.25
-# Evidence that the documents answer a question is read from each signal's first few
-# chunks, before fusion reorders them: the best similarity among the nearest, plus this
-# share of the best term coverage among the full-text ones. Chosen on the dev set
-# (`make eval`): any share from 0 to 0.6 marks 9 of its 10 unanswerable questions and none
-# of the answerable ones, and 0.1 to 0.2 leaves the widest gap between the two; at 1 the
-# shared everyday words of a near-domain question ("export", "page", "PDF") lifted it
-# among the answerable ones.
+# Full-text evidence of an answer is read from the first few full-text chunks, before
+# fusion reorders them.
 EVIDENCE_RANKS = 3
 # The question's neighbourhood, against which the nearest chunk's similarity is measured,
 # starts at this rank of the nearest chunks.
@@ -61,6 +53,8 @@ CANDIDATE_TERMS = 12
 # 8 ms; 5,000 took 3 ms, more than reading the rows). Both ways take the first matches in
 # table order.
 COMMON_TERM_SHARE = 0.05
+# The shortest part of a German compound that a question's compound is looked up by.
+MIN_COMPOUND_PART = 4
 COMMON_TERM_MATCH_LIMIT = 100
 VECTOR = "vector"
 FULL_TEXT = "full_text"
@@ -112,8 +106,8 @@ class Evidence:
     # The nearest chunk's cosine similarity to the question.
     best_similarity: float
     # How far the nearest chunk stands above the question's wider neighbourhood (the mean
-    # similarity of its 10th to 40th nearest chunks): scores move with the model, the
-    # language and the collection, this gap much less.
+    # similarity of its 10th to 40th nearest chunks, or of the farther half when fewer are
+    # found): scores move with the model, the language and the collection, this gap less.
     similarity_gap: float
     # The best share of the question's informative words (weighted by rarity) that one of
     # full-text search's first chunks holds; 0 when no document shares the question's
@@ -144,7 +138,8 @@ def evidence(candidates: Sequence[Candidate], missing_term_share: float) -> Evid
         (c.similarity for c in candidates if c.vector_rank is not None), reverse=True
     )
     best = similarities[0] if similarities else 0.0
-    neighbourhood = similarities[NEIGHBOURHOOD_START:]
+    # A small collection's neighbourhood is its farther half.
+    neighbourhood = similarities[min(NEIGHBOURHOOD_START, len(similarities) // 2) :]
     gap = best - statistics.fmean(neighbourhood) if neighbourhood else 0.0
     return Evidence(best, gap, coverage, missing_term_share)
 
@@ -209,7 +204,24 @@ def _candidates_sql(dimensions: int) -> str:
     """The statement for vectors of `dimensions`: the HNSW index of that dimension is only
     used when the query names it (`0006_languages_and_models.sql`)."""
     return f"""
-WITH terms AS (
+WITH asked AS (
+    SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector($8::regconfig, $9))) AS q (lexeme)
+),
+compound_heads AS (
+    -- A German compound of the question that no chunk holds stands for its longest final
+    -- part that some chunk does ("Paketverwaltungswerkzeug" for "werkzeug"): documents
+    -- split their own compounds (`retrieval.languages`), questions are split here.
+    SELECT DISTINCT ON (a.lexeme) a.lexeme AS compound, s.lexeme AS head
+    FROM asked a
+    CROSS JOIN LATERAL
+        generate_series(length(a.lexeme) - {MIN_COMPOUND_PART}, {MIN_COMPOUND_PART}, -1) AS k
+    JOIN lexeme_stats s ON s.lexeme = right(a.lexeme, k) AND s.chunks > 0
+    WHERE $8::regconfig = 'german'::regconfig
+      AND length(a.lexeme) >= 2 * {MIN_COMPOUND_PART}
+      AND NOT EXISTS (SELECT 1 FROM lexeme_stats h WHERE h.lexeme = a.lexeme AND h.chunks > 0)
+    ORDER BY a.lexeme, k DESC
+),
+terms AS (
     -- The question's words as the documents' lexemes (stemmed, stop words out), each
     -- weighted by BM25's inverse document frequency; a word no chunk holds weighs most.
     SELECT q.lexeme, quote_literal(q.lexeme)::tsquery AS query,
@@ -217,7 +229,10 @@ WITH terms AS (
                   / (coalesce(s.chunks, 0) + 0.5)) AS idf,
            coalesce(s.chunks, 0) AS chunks,
            coalesce(s.chunks, 0) >= n.chunks * {COMMON_TERM_SHARE} AS common
-    FROM unnest(tsvector_to_array(to_tsvector($8::regconfig, $9))) AS q (lexeme)
+    FROM (
+        SELECT DISTINCT coalesce(c.head, a.lexeme) AS lexeme
+        FROM asked a LEFT JOIN compound_heads c ON c.compound = a.lexeme
+    ) q
     CROSS JOIN chunk_totals n
     LEFT JOIN lexeme_stats s ON s.lexeme = q.lexeme
 ),
@@ -335,6 +350,18 @@ async def find_candidates(
     return candidates, missing
 
 
+async def collection_language(pool: asyncpg.Pool) -> str:
+    """The language most READY documents are written in; the default when there are none."""
+    language: str | None = await pool.fetchval(
+        """
+        SELECT split_part(language, '-', 1) FROM documents
+        WHERE status = 'READY' AND language <> ''
+        GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1
+        """
+    )
+    return language or DEFAULT_LANGUAGE
+
+
 async def retrieve(
     pool: asyncpg.Pool,
     embedder: Embedder,
@@ -346,8 +373,9 @@ async def retrieve(
     language: str = "",
 ) -> Retrieval:
     """The `top_k` chunks most relevant to `query`: the Search RPC's path, shared by answers.
-    The query's `language` is detected when not given."""
-    language = language or detect_language(query) or DEFAULT_LANGUAGE
+    The query's `language` is detected when not given; a query too short to tell ("DMX
+    port") is taken to be in the language most documents are written in."""
+    language = language or detect_language(query) or await collection_language(pool)
     with tracer.start_as_current_span("retrieval", attributes={"retrieval.mode": mode.name}):
         with tracer.start_as_current_span("retrieval.embed_query"):
             (query_vector,) = await embedder.embed([query])

@@ -27,6 +27,10 @@ DEFAULT_LANGUAGE = "en"
 _LINGUA = {Language.ENGLISH: "en", Language.GERMAN: "de", Language.FRENCH: "fr"}
 # Enough text to tell a document's language; reading more only costs time.
 _DETECTION_SAMPLE_CHARS = 20_000
+# A language is told only when its confidence leads the next one's by this much: a word
+# such as "controller" belongs to several languages. Of the dev set's 300 questions, 4 fall
+# below it and none above it is told wrongly.
+MIN_CONFIDENCE_LEAD = 0.4
 
 _WORD = re.compile(r"[^\W\d_]+")
 _ELISION = re.compile(
@@ -55,8 +59,10 @@ def detect_language(text: str) -> str | None:
     sample = text[:_DETECTION_SAMPLE_CHARS]
     if not _WORD.search(sample):
         return None
-    language = _detector().detect_language_of(sample)
-    return _LINGUA[language] if language is not None else None
+    first, second, *_ = _detector().compute_language_confidence_values(sample)
+    if first.value - second.value < MIN_CONFIDENCE_LEAD:
+        return None
+    return _LINGUA[first.language]
 
 
 def fold(text: str) -> str:
