@@ -40,8 +40,10 @@ bench: install redis-server
 	$(BIN)/python scripts/bench_documents.py
 	$(BIN)/python scripts/bench_chat.py
 
-## Retrieval and grounding quality on eval/dev_set.json (fetches Debian's manuals once).
+## Retrieval and grounding quality on eval/dev_set/ (fetches Debian's manuals once): the
+## questions' pages verified against the manuals, then both halves by language and kind.
 eval: install redis-server
+	$(BIN)/python scripts/verify_dev_set.py --pdfs
 	$(BIN)/python scripts/evaluate.py
 
 ## Regenerate clients/chatbot from proto/ (Python code, .pyi stubs, documented descriptor set).

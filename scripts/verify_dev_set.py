@@ -19,7 +19,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from dev_set import HALVES, KINDS, LANGUAGES, DevSet, fetch_pdfs, fold, load, page_texts
+from dev_set import (
+    DEV_SET,
+    HALVES,
+    KINDS,
+    LANGUAGES,
+    DevSet,
+    fetch_pdfs,
+    fold,
+    load,
+    page_texts,
+)
 from dev_set import word_sequences as sequences
 
 MIN_QUESTIONS = 180
@@ -112,8 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pdfs", action="store_true", help="check pages against the manuals")
     parser.add_argument("--dump", type=Path, help="write the manuals' page texts here")
+    parser.add_argument("--dev-set", type=Path, default=DEV_SET, help="the set's folder")
     args = parser.parse_args()
-    dev_set = load()
+    dev_set = load(args.dev_set)
     problems = shape_problems(dev_set)
     if args.pdfs or args.dump:
         texts = {name: page_texts(pdf) for name, pdf in fetch_pdfs(dev_set.sources).items()}

@@ -47,7 +47,9 @@ QUOTED_SENTENCES = 2
 # A source is quoted only if its relevance is at least this share of the best one's.
 QUOTED_RELEVANCE_SHARE = 0.6
 
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
+# A sentence ends at a stop followed by a space or the line's end, so that "read.csv" or
+# "1.5" stays whole.
+_SENTENCE = re.compile(r"\S.*?(?:[.!?]+(?=\s|$)|$)", re.MULTILINE)
 _WORD = re.compile(r"[^\W_]+")
 _STOP_WORDS = frozenset(
     {"a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from",
