@@ -4,6 +4,7 @@ Everything runs in this process against the embedded PostgreSQL in a temporary f
 the real gRPC server. Prints:
   - extraction pages/s (service extractor vs PyMuPDF's bare get_text in the same run);
     target >= 500 pages/s
+  - each offline embedding model's chunks/s, question latency and memory on the same chunks
   - embedding chunks/s, and end-to-end ingestion time (upload to READY) as a ratio of the
     time embedding the same chunks alone takes (target <= 1.2x), and its chunks/s as a ratio
     of what the previous default model (all-MiniLM-L6-v2) embeds alone (target >= 1.0x)
@@ -34,7 +35,7 @@ from chatbot_server.documents.pdf_extraction import extract_document
 from chatbot_server.platform.database import EMBEDDED_DATABASE, EMBEDDED_OWNER_ROLE
 from chatbot_server.platform.logs import configure_logging
 from chatbot_server.retrieval import local_model
-from chatbot_server.retrieval.embeddings import Embedder, LocalEmbeddings
+from chatbot_server.retrieval.embeddings import LOCAL_MODELS, Embedder, LocalEmbeddings
 from chatbot_server.retrieval.hybrid_search import SearchFilter, find_candidates
 from chatbot_server.retrieval.vector_codec import register_vector_codec
 
@@ -123,10 +124,38 @@ async def embedding_seconds(embedder: Embedder, texts: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def resident_mib() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+async def bench_models(texts: list[str]) -> None:
+    """Each offline model on the same chunks: what loading it adds to the process's memory,
+    chunks/s, and one short question's latency."""
+    rng = random.Random(7)
+    questions = [" ".join(words(rng, rng.randint(4, 9))) + "?" for _ in range(100)]
+    print("offline embedding models, same chunks:")
+    for name in LOCAL_MODELS:
+        before = resident_mib()
+        model = LocalEmbeddings(name, EmbeddingSettings().threads)
+        await model.warm_up()
+        loaded = resident_mib() - before
+        seconds = await embedding_seconds(model, texts)
+        latencies = []
+        for question in questions:
+            started = time.perf_counter()
+            await model.embed([question])
+            latencies.append((time.perf_counter() - started) * 1000)
+        print(f"  {name:<24} {len(texts) / seconds:6.1f} chunks/s, question p50 "
+              f"{statistics.median(latencies):5.2f} ms, +{loaded:.0f} MiB resident")  # fmt: skip
+
+
 async def bench_ingestion(client: ChatbotClient, data: bytes, embedder: LocalEmbeddings) -> None:
     policy = chunking_policy(DocumentSettings(), embedder)
     prepared = prepare_document(data, policy, PAGE_LIMIT, "en")
     texts = [chunk.text for chunk in prepared.chunks]
+    await bench_models(texts)
     embed_seconds = await embedding_seconds(embedder, texts)
     previous = LocalEmbeddings(local_model.MODEL_NAME, EmbeddingSettings().threads)
     previous_seconds = await embedding_seconds(previous, texts)

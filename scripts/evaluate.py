@@ -12,9 +12,9 @@ on) and each question language:
     manual starting on one of the question's pages.
   - how many unanswerable questions the answers marked GROUNDING_NOT_FOUND, and how many
     answerable ones they marked wrongly.
-`--embedding-model NAME` runs the server on another offline model (`EMBEDDING_LOCAL_MODEL`),
-to compare models on the same questions. `--details FILE` writes, for tuning, every
-question's candidates (the rank of each chunk in
+`--setting NAME=VALUE` (repeatable) starts the server with another setting, to compare, for
+example, `EMBEDDING_LOCAL_MODEL=all-MiniLM-L6-v2-int8` on the same questions.
+`--details FILE` writes, for tuning, every question's candidates (the rank of each chunk in
 each signal) and the evidence the not-found decision reads.
 """
 
@@ -176,9 +176,9 @@ def report(dev_set: DevSet, outcomes: list[Outcome]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--details", type=Path, help="write per-question candidates as JSON")
-    parser.add_argument("--embedding-model", help="the offline embedding model to use")
+    parser.add_argument("--setting", action="append", default=[], help="NAME=VALUE for the server")
     args = parser.parse_args()
-    env = {"EMBEDDING_LOCAL_MODEL": args.embedding_model} if args.embedding_model else {}
+    env = dict(setting.split("=", 1) for setting in args.setting)
     dev_set = load()
     pdfs = fetch_pdfs(dev_set.sources)
     outcomes, candidates = asyncio.run(ask_everything(dev_set, pdfs, args.details is not None, env))

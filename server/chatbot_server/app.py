@@ -296,9 +296,9 @@ class ChatbotServer:
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="dependency-monitor"))
         for number, worker in enumerate(self.workers):
             self._tasks.append(asyncio.create_task(worker.run(), name=f"ingestion-{number}"))
+        await self._report_other_models()
         host = address.rsplit(":", 1)[0]
         log.info("server.started", address=f"{host}:{self.port}")
-        await self._report_other_models()
         return self.port
 
     async def _report_other_models(self) -> None:
