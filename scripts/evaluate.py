@@ -35,7 +35,7 @@ from chatbot.v1 import common_pb2
 from chatbot_client import ChatbotClient
 from chatbot_server.platform.logs import configure_logging
 from chatbot_server.retrieval.hybrid_search import SearchFilter, find_candidates, retrieve
-from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language
+from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language, words_of
 
 MODES = {
     "hybrid": common_pb2.RETRIEVAL_MODE_HYBRID,
@@ -107,7 +107,7 @@ async def _candidates(server: object, question: Question, ids: dict[str, str]) -
     resources = server.resources  # type: ignore[attr-defined]
     language = detect_language(question.question) or DEFAULT_LANGUAGE
     (vector,) = await resources.embedder.embed([question.question])
-    found, _ = await find_candidates(
+    found, missing = await find_candidates(
         resources.pool, question.question, vector, resources.embedder.model_name,
         SearchFilter(), language, 40, 40,
     )  # fmt: skip
@@ -119,6 +119,7 @@ async def _candidates(server: object, question: Question, ids: dict[str, str]) -
         "detected_language": language,
         "target": ids[question.document] if question.answerable else None,
         "evidence": asdict(retrieval.evidence),
+        "missing_words": words_of(question.question, language, missing.lexemes),
         "candidates": [
             [str(c.document_id), c.page_number, c.vector_rank, c.text_rank,
              round(c.term_coverage, 4), round(c.similarity, 4)]

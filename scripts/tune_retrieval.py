@@ -3,10 +3,10 @@ shows what the choice gives on the check half.
 
 Reads the candidates `evaluate.py --details FILE` wrote (each question's chunks with their
 rank in each signal, and the evidence the not-found decision reads), fuses them again with
-every weight on a grid, and tries every pair of not-found thresholds. Prints, per question
-language, the best weights on the tune half with the figures they give on both halves, and
-the thresholds that mark most unanswerable questions on the tune half while marking at most
-5 % of the answerable ones in every language.
+every weight on a grid, and tries every not-found familiarity threshold and shortest word
+counted. Prints, per question language, the best weights on the tune half with the figures
+they give on both halves, and the threshold that marks most unanswerable questions on the
+tune half while marking at most 5 % of the answerable ones in every language.
 """
 
 from __future__ import annotations
@@ -14,13 +14,19 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from functools import cache
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+import numpy as np
+import numpy.typing as npt
 from dev_set import LANGUAGES, load
 
+from chatbot_server.answers.grounding import MAX_MISSING_TERM_SHARE
 from chatbot_server.retrieval import hybrid_search
 from chatbot_server.retrieval.hybrid_search import Candidate, RetrievalMode, fuse
+from chatbot_server.retrieval.languages import word_familiarity
 
 WEIGHTS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3)
@@ -100,30 +106,27 @@ def main() -> None:
             )
 
     print(
-        "\nNot found: answered when missing term share < m and (similarity gap >= g or "
-        "term coverage >= c)"
+        "\nNot found: answered when the least familiar missing word of at least n letters "
+        f"has familiarity >= f and the missing term share < {MAX_MISSING_TERM_SHARE}"
     )
-    gaps = sorted({round(q["evidence"]["similarity_gap"], 3) for q in questions})
-    coverages = [x / 20 for x in range(0, 21)] + [1.01]
-    missing = [x / 10 for x in range(1, 11)] + [1.01]
     best = None
-    for gap, coverage, miss in itertools.product(gaps, coverages, missing):
-        outcome = _marking(questions, halves, "tune", gap, coverage, miss)
-        worst_wrong = max(wrong for _, wrong in outcome.values())
-        if worst_wrong > MAX_WRONGLY_MARKED:
-            continue
-        worst_marked = min(marked for marked, _ in outcome.values())
-        total_marked = sum(marked for marked, _ in outcome.values())
-        key = (worst_marked, total_marked, -gap, miss)
-        if best is None or key > best[0]:
-            best = (key, gap, coverage, miss)
+    for length in range(1, 7):
+        table = evidence_table(questions, halves, length)
+        for familiarity in [x / 100 for x in range(0, 101)]:
+            outcome = _marking(table, "tune", familiarity)
+            if max(wrong for _, wrong in outcome.values()) > MAX_WRONGLY_MARKED:
+                continue
+            key = (min(m for m, _ in outcome.values()), sum(m for m, _ in outcome.values()))
+            if best is None or key > best[0]:
+                best = (key, length, familiarity)
     if best is None:
-        print("  no thresholds keep the answerable questions wrongly marked at most 5 %")
+        print("  no threshold keeps the answerable questions wrongly marked at most 5 %")
         return
-    _, gap, coverage, miss = best
-    print(f"  chosen on the tune half: m < {miss}, gap >= {gap}, coverage >= {coverage}")
+    _, length, familiarity = best
+    print(f"  chosen on the tune half: n >= {length}, f >= {familiarity}")
+    table = evidence_table(questions, halves, length)
     for half in ("tune", "check"):
-        outcome = _marking(questions, halves, half, gap, coverage, miss)
+        outcome = _marking(table, half, familiarity)
         print(
             f"  {half}: "
             + ", ".join(
@@ -133,33 +136,47 @@ def main() -> None:
         )
 
 
-def _marking(
-    questions: list[dict[str, object]],
-    halves: dict[str, str],
-    half: str,
-    gap: float,
-    cov: float,
-    miss: float,
-) -> dict[str, tuple[float, float]]:
+Table = dict[tuple[str, str], tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]]
+
+
+def evidence_table(questions: list[dict[str, Any]], halves: dict[str, str], length: int) -> Table:
+    """Per half and question language: each question's missing term share and the
+    familiarity of its least familiar missing word of at least `length` letters, and whether
+    it is unanswerable."""
+    table = {}
+    for half, language in itertools.product(("tune", "check"), LANGUAGES):
+        mine = [q for q in questions if halves[q["document"]] == half and q["language"] == language]
+        features = np.array(
+            [
+                [
+                    q["evidence"]["missing_term_share"],
+                    _familiarity(tuple(q["missing_words"]), q["detected_language"], length),
+                ]
+                for q in mine
+            ]
+        )
+        unanswerable = np.array([q["kind"] == "unanswerable" for q in mine], dtype=bool)
+        table[(half, language)] = (features.reshape(len(mine), 2), unanswerable)
+    return table
+
+
+@cache
+def _familiarity(words: tuple[str, ...], language: str, length: int) -> float:
+    return word_familiarity([w for w in words if len(w) >= length], language)
+
+
+def _marking(table: Table, half: str, familiarity: float) -> dict[str, tuple[float, float]]:
     """Per question language: the share of unanswerable questions marked not found and the
     share of answerable ones marked wrongly."""
     result = {}
     for language in LANGUAGES:
-        mine = [q for q in questions if halves[q["document"]] == half and q["language"] == language]  # type: ignore[index]
-        not_found = {id(q): not _answered(q["evidence"], gap, cov, miss) for q in mine}  # type: ignore[arg-type]
-        unanswerable = [q for q in mine if q["kind"] == "unanswerable"]
-        answerable = [q for q in mine if q["kind"] != "unanswerable"]
+        features, unanswerable = table[(half, language)]
+        answered = (features[:, 1] >= familiarity) & (features[:, 0] < MAX_MISSING_TERM_SHARE)
         result[language] = (
-            sum(not_found[id(q)] for q in unanswerable) / max(len(unanswerable), 1),
-            sum(not_found[id(q)] for q in answerable) / max(len(answerable), 1),
+            float(np.mean(~answered[unanswerable])) if unanswerable.any() else 0.0,
+            float(np.mean(~answered[~unanswerable])) if (~unanswerable).any() else 0.0,
         )
     return result
-
-
-def _answered(evidence: dict[str, float], gap: float, cov: float, miss: float) -> bool:
-    return evidence["missing_term_share"] < miss and (
-        evidence["similarity_gap"] >= gap or evidence["term_coverage"] >= cov
-    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,13 @@ from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
 from chatbot_server.documents.page_cleaning import clean_glyphs
-from chatbot_server.retrieval.languages import compound_parts, search_text, vocabulary
+from chatbot_server.retrieval.languages import (
+    compound_parts,
+    search_text,
+    vocabulary,
+    word_familiarity,
+    words_of,
+)
 from tests.conftest import LogSink
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import truncate_documents, wait_until_final
@@ -56,6 +62,14 @@ def test_compound_parts_are_words_of_the_vocabulary(text: str) -> None:
     words = vocabulary([text, "Datei System Konfiguration"])
     for word in text.lower().split():
         assert set(compound_parts(word, words)) <= words
+
+
+def test_a_missing_word_that_names_a_thing_looks_unfamiliar() -> None:
+    question = "How do I deploy R on Kubernetes with the usual libraries?"
+    missing = words_of(question, "en", ["kubernet", "librari"])
+    assert missing == ["Kubernetes", "libraries"]
+    assert word_familiarity(["Kubernetes"], "en") < 0.5 < word_familiarity(["libraries"], "en")
+    assert word_familiarity([], "en") == 1.0
 
 
 def test_french_text_loses_elisions_and_accents_for_full_text() -> None:

@@ -264,14 +264,14 @@ async def test_offline_answer_says_not_found_for_a_question_the_documents_do_not
         answers = {}
         for question in (
             "Who won the football world cup in 2014?",
-            "Where do I plug in the DMX input cable?",
+            "Where do I connect the DMX input cable?",
         ):
             answers[question] = await client.answer(question)
     silent = answers["Who won the football world cup in 2014?"]
     assert silent.text == "The documents do not answer this question."
     assert silent.finished is not None and silent.finished.grounding == "not_found"
     assert silent.citations == ()
-    found = answers["Where do I plug in the DMX input cable?"]
+    found = answers["Where do I connect the DMX input cable?"]
     assert "Connect the DMX input cable to port 1" in found.text and "[1]" in found.text
     assert found.finished is not None and found.finished.grounding == "answered"
     conn = await asyncpg.connect(database.owner_url)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from chatbot.v1 import common_pb2
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
+from chatbot_server.answers.grounding import documents_answer
 from chatbot_server.retrieval.hybrid_search import (
     FULL_TEXT,
     FUSION_WEIGHTS,
@@ -21,7 +22,6 @@ from chatbot_server.retrieval.hybrid_search import (
     Candidate,
     Evidence,
     RetrievalMode,
-    evidence,
     fuse,
 )
 from tests.databases import MigratedDatabase
@@ -188,21 +188,12 @@ def test_hybrid_fusion_counts_a_word_match_by_the_share_of_the_question_it_holds
     assert [hit.relevance for hit in hits] == [1.0, 1.0]
 
 
-def test_evidence_reads_the_nearest_chunk_against_its_neighbourhood() -> None:
-    words = candidate(None, 2, 0.1, coverage=0.4)
-    beyond = candidate(None, 4, 0.1, coverage=0.9)
-    nearest = [candidate(rank, None, 0.8 if rank == 1 else 0.3) for rank in range(1, 21)]
-    found = evidence([words, beyond, *nearest], missing_term_share=0.25)
-    assert found.best_similarity == pytest.approx(0.8)
-    # Ranks 10 to 20 all lie at 0.3: the nearest stands 0.5 above them.
-    assert found.similarity_gap == pytest.approx(0.5)
-    # Only full-text search's first three chunks count.
-    assert found.term_coverage == pytest.approx(0.4)
-    assert found.missing_term_share == 0.25
-    # Among a few chunks, against the farther half.
-    assert evidence(nearest[:5], missing_term_share=0.0).similarity_gap == pytest.approx(0.5)
-    assert evidence(nearest[:1], missing_term_share=0.0).similarity_gap == 0.0
-    assert evidence([], missing_term_share=1.0) == Evidence(0.0, 0.0, 0.0, 1.0)
+def test_documents_answer_unless_a_missing_word_names_a_thing_or_every_word_is_missing() -> None:
+    assert documents_answer(Evidence(missing_term_share=0.3, missing_word_familiarity=0.96))
+    # "Kubernetes": a name the documents never mention.
+    assert not documents_answer(Evidence(missing_term_share=0.3, missing_word_familiarity=0.14))
+    # Off every document's topic: they hold none of the question's words.
+    assert not documents_answer(Evidence(missing_term_share=1.0, missing_word_familiarity=0.9))
 
 
 ranks = st.one_of(st.none(), st.integers(min_value=1, max_value=200))

@@ -7,7 +7,6 @@ top k are pure functions below, tested without a database.
 from __future__ import annotations
 
 import enum
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -19,7 +18,13 @@ import numpy.typing as npt
 
 from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder
-from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language, search_text
+from chatbot_server.retrieval.languages import (
+    DEFAULT_LANGUAGE,
+    detect_language,
+    search_text,
+    word_familiarity,
+    words_of,
+)
 from chatbot_server.retrieval.text_search import text_search_config
 
 # Reciprocal rank fusion's damping constant: a small constant lets first places count (the
@@ -36,12 +41,6 @@ DEFAULT_FUSION_WEIGHTS = (1.0, 1.0)
 # share of their section title's similarity to it (`section_embeddings`): a paraphrased
 # question often matches what a section is about better than any one of its passages.
 SECTION_WEIGHT = 0.25
-# Full-text evidence of an answer is read from the first few full-text chunks, before
-# fusion reorders them.
-EVIDENCE_RANKS = 3
-# The question's neighbourhood, against which the nearest chunk's similarity is measured,
-# starts at this rank of the nearest chunks.
-NEIGHBOURHOOD_START = 9
 # Full-text candidates come from the question's rarest terms, at most this many chunks per
 # term: a common word matches thousands of chunks, and ranking them all dominates the tail.
 TERM_MATCH_LIMIT = 400
@@ -101,22 +100,16 @@ class Hit:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the signals say about whether the documents hold an answer."""
+    """What the question's words say about whether the documents can answer it."""
 
-    # The nearest chunk's cosine similarity to the question.
-    best_similarity: float
-    # How far the nearest chunk stands above the question's wider neighbourhood (the mean
-    # similarity of its 10th to 40th nearest chunks, or of the farther half when fewer are
-    # found): scores move with the model, the language and the collection, this gap less.
-    similarity_gap: float
-    # The best share of the question's informative words (weighted by rarity) that one of
-    # full-text search's first chunks holds; 0 when no document shares the question's
-    # language.
-    term_coverage: float
     # The share of the question's informative words (weighted by rarity) that no chunk of
-    # any document holds, when documents in the question's language exist (0 otherwise):
-    # a question about a thing the documents never name.
+    # any document holds, when documents in the question's language exist (0 otherwise).
     missing_term_share: float
+    # How much the least familiar of the question's words that no chunk holds looks like a
+    # word of the question's language (Lingua's confidence; 1 when none is missing):
+    # "Kubernetes" or "debcargo" name a thing the documents never mention, "spreadsheet"
+    # is everyday wording for something they put otherwise.
+    missing_word_familiarity: float
 
 
 @dataclass(frozen=True)
@@ -126,22 +119,6 @@ class Retrieval:
     hits: list[Hit]
     evidence: Evidence
     language: str
-
-
-def evidence(candidates: Sequence[Candidate], missing_term_share: float) -> Evidence:
-    """The evidence of an answer in the candidates both signals found."""
-    coverage = max(
-        (c.term_coverage for c in candidates if c.text_rank and c.text_rank <= EVIDENCE_RANKS),
-        default=0.0,
-    )
-    similarities = sorted(
-        (c.similarity for c in candidates if c.vector_rank is not None), reverse=True
-    )
-    best = similarities[0] if similarities else 0.0
-    # A small collection's neighbourhood is its farther half.
-    neighbourhood = similarities[min(NEIGHBOURHOOD_START, len(similarities) // 2) :]
-    gap = best - statistics.fmean(neighbourhood) if neighbourhood else 0.0
-    return Evidence(best, gap, coverage, missing_term_share)
 
 
 def fuse(
@@ -278,6 +255,10 @@ matched AS (
         LIMIT {COMMON_TERM_MATCH_LIMIT}
     ) m
 ),
+own_language AS (
+    SELECT EXISTS (SELECT 1 FROM documents WHERE status = 'READY'
+                   AND split_part(language, '-', 1) = $11) AS present
+),
 any_term AS (
     SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query FROM terms
 ),
@@ -307,18 +288,34 @@ SELECT c.id AS chunk_id, c.document_id, d.title AS document_title, c.page_number
        min(r.vector_rank) AS vector_rank, min(r.text_rank) AS text_rank,
        coalesce((SELECT sum(t.idf) FROM terms t WHERE c.content_tsv @@ t.query)
                 / nullif((SELECT sum(idf) FROM terms), 0), 0) AS term_coverage,
-       -- The same for every row: see Evidence.missing_term_share.
-       CASE WHEN EXISTS (SELECT 1 FROM documents WHERE status = 'READY'
-                         AND split_part(language, '-', 1) = $11)
+       -- The same for every row: the question's words no chunk holds, when documents in its
+       -- language exist (see Evidence).
+       CASE WHEN o.present
             THEN coalesce((SELECT sum(idf) FILTER (WHERE chunks = 0) / nullif(sum(idf), 0)
                            FROM terms), 0)
-            ELSE 0 END AS missing_term_share
+            ELSE 0 END AS missing_term_share,
+       CASE WHEN o.present
+            THEN (SELECT coalesce(array_agg(lexeme), '{{}}') FROM terms WHERE chunks = 0)
+            ELSE '{{}}' END AS missing_terms
 FROM ranked r
+CROSS JOIN own_language o
 JOIN chunks c ON c.id = r.id
 -- Both lists hold allowed chunks only; the title comes by primary key.
 JOIN documents d ON d.id = c.document_id
-GROUP BY c.id, d.title
+GROUP BY c.id, d.title, o.present
 """
+
+
+_QUERY_COLUMNS = ("missing_term_share", "missing_terms")
+
+
+@dataclass(frozen=True)
+class MissingTerms:
+    """The question's words (as lexemes) that no chunk holds, when documents in its language
+    exist, and their share of its informative words weighted by rarity."""
+
+    share: float
+    lexemes: list[str]
 
 
 async def find_candidates(
@@ -330,12 +327,12 @@ async def find_candidates(
     language: str,
     vector_limit: int,
     text_limit: int,
-) -> tuple[list[Candidate], float]:
+) -> tuple[list[Candidate], MissingTerms]:
     """Up to `vector_limit` nearest chunks (in any language) and `text_limit` full-text
     matches among the chunks in the query's `language`, in one round trip: the pool's
     sessions carry the settings this statement needs
-    (`platform.database.SEARCH_SESSION_SETTINGS`). Also the query's missing term share
-    (`Evidence.missing_term_share`)."""
+    (`platform.database.SEARCH_SESSION_SETTINGS`). Also the query's words that no chunk
+    holds."""
     rows = await pool.fetch(
         _candidates_sql(len(query_vector)),
         query_vector, embedding_model, vector_limit,
@@ -343,9 +340,13 @@ async def find_candidates(
         text_search_config(language), search_text(query, language), text_limit,
         language.split("-")[0],
     )  # fmt: skip
-    missing = float(rows[0]["missing_term_share"]) if rows else 0.0
+    missing = (
+        MissingTerms(float(rows[0]["missing_term_share"]), list(rows[0]["missing_terms"]))
+        if rows
+        else MissingTerms(0.0, [])
+    )
     candidates = [
-        Candidate(**{k: v for k, v in row.items() if k != "missing_term_share"}) for row in rows
+        Candidate(**{k: v for k, v in row.items() if k not in _QUERY_COLUMNS}) for row in rows
     ]
     return candidates, missing
 
@@ -391,4 +392,5 @@ async def retrieve(
             text_limit=0 if mode is RetrievalMode.VECTOR else per_signal,
         )
         hits = fuse(candidates, similarity_threshold, top_k, mode, language)
-        return Retrieval(hits, evidence(candidates, missing), language)
+        familiarity = word_familiarity(words_of(query, language, missing.lexemes), language)
+        return Retrieval(hits, Evidence(missing.share, familiarity), language)

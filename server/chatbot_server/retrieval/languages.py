@@ -33,6 +33,8 @@ _DETECTION_SAMPLE_CHARS = 20_000
 MIN_CONFIDENCE_LEAD = 0.4
 
 _WORD = re.compile(r"[^\W\d_]+")
+# A word as full-text search reads one: letters and digits ("tag2upload", "IPv4").
+_TOKEN = re.compile(r"[^\W_]+")
 _ELISION = re.compile(
     r"\b(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu)['\u2019](?=[^\W\d_])", re.IGNORECASE
 )
@@ -63,6 +65,33 @@ def detect_language(text: str) -> str | None:
     if first.value - second.value < MIN_CONFIDENCE_LEAD:
         return None
     return _LINGUA[first.language]
+
+
+def word_familiarity(words: Iterable[str], language: str) -> float:
+    """How much the least familiar of `words` looks like a word of `language` (Lingua's
+    confidence, 0..1); 1 when there are none or the language is not one it tells."""
+    if language not in SUPPORTED:
+        return 1.0
+    wanted = next(known for known, code in _LINGUA.items() if code == language)
+    return min(
+        (_detector().compute_language_confidence(word, wanted) for word in words), default=1.0
+    )
+
+
+def words_of(text: str, language: str, lexemes: Sequence[str]) -> list[str]:
+    """The words of `text` that full-text search turned into one of `lexemes` (a stem is the
+    start of its word, but for a letter or so: "librari" of "libraries")."""
+    prepared = search_text(text, language)
+    return [
+        word
+        for word in _TOKEN.findall(prepared)
+        if any(_shares_stem(word.lower(), lexeme) for lexeme in lexemes)
+    ]
+
+
+def _shares_stem(word: str, lexeme: str) -> bool:
+    size = max(len(lexeme) - 1, 3)
+    return len(word) >= size and word[:size] == lexeme[:size]
 
 
 def fold(text: str) -> str:
