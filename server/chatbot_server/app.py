@@ -51,6 +51,7 @@ from chatbot_server.platform.metrics import MetricsEndpoint
 from chatbot_server.platform.redis_connection import connect_redis
 from chatbot_server.platform.reflection import add_reflection
 from chatbot_server.platform.tracing import Tracing
+from chatbot_server.retrieval import languages
 from chatbot_server.retrieval.embeddings import (
     Embedder,
     EmbeddingUsage,
@@ -290,6 +291,7 @@ class ChatbotServer:
             raise ListenError(address)
         await self.monitor.check_once()
         await self.resources.embedder.warm_up()
+        await asyncio.to_thread(languages.warm_up)
         if self.settings.server.metrics_address is not None:
             self.metrics = MetricsEndpoint(self.settings.server.metrics_address)
         await self.server.start()

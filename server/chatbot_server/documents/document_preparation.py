@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from chatbot_server.documents.chunking import Chunk, ChunkingPolicy, chunk_blocks
 from chatbot_server.documents.pdf_extraction import extract_document
+from chatbot_server.retrieval import languages
 from chatbot_server.retrieval.languages import (
     DEFAULT_LANGUAGE,
     detect_document_language,
@@ -31,6 +32,12 @@ class PreparedDocument:
     language: str
     # Each chunk's text as full-text search indexes it (`retrieval.languages`).
     search_texts: list[str]
+
+
+def warm_up() -> None:
+    """Loads what preparing the first document would: the tokenizer and the language models."""
+    count_tokens("warm up")
+    languages.warm_up()
 
 
 def prepare_document(

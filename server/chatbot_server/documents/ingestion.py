@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 
 from chatbot_server.config import IngestionSettings
-from chatbot_server.documents import document_store
+from chatbot_server.documents import document_preparation, document_store
 from chatbot_server.documents.chunking import ChunkingPolicy, section_titles
 from chatbot_server.documents.document_preparation import (
     PreparedDocument,
@@ -36,7 +36,6 @@ from chatbot_server.retrieval.embeddings import (
     embed_in_batches,
     stacked,
 )
-from chatbot_server.retrieval.local_model import count_tokens
 
 log = structlog.get_logger(__name__)
 
@@ -153,7 +152,7 @@ class IngestionWorker:
     async def _warm_up(self) -> None:
         """Starts the extraction process and loads the model before the first document."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._extraction_process(), count_tokens, "warm up")
+        await loop.run_in_executor(self._extraction_process(), document_preparation.warm_up)
         await self._embedder.warm_up()
 
     def _extraction_process(self) -> ProcessPoolExecutor:

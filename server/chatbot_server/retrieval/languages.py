@@ -49,6 +49,11 @@ def _detector() -> LanguageDetector:
     return LanguageDetectorBuilder.from_languages(*_LINGUA).build()
 
 
+def warm_up() -> None:
+    """Loads the language models now rather than in the first caller's time (seconds)."""
+    _detector().compute_language_confidence_values("warm up")
+
+
 def detect_document_language(texts: Sequence[str]) -> str | None:
     """The language of a document's texts, read from passages spread over all of it (a
     translated manual often opens with a licence in English)."""
