@@ -119,7 +119,7 @@ async def _candidates(server: object, question: Question, ids: dict[str, str]) -
         "detected_language": language,
         "target": ids[question.document] if question.answerable else None,
         "evidence": asdict(retrieval.evidence),
-        "missing_words": words_of(question.question, language, missing.lexemes),
+        "missing_words": words_of(question.question, missing.lexemes),
         "candidates": [
             [str(c.document_id), c.page_number, c.vector_rank, c.text_rank,
              round(c.term_coverage, 4), round(c.similarity, 4)]

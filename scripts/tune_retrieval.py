@@ -3,10 +3,10 @@ shows what the choice gives on the check half.
 
 Reads the candidates `evaluate.py --details FILE` wrote (each question's chunks with their
 rank in each signal, and the evidence the not-found decision reads), fuses them again with
-every weight on a grid, and tries every not-found familiarity threshold and shortest word
-counted. Prints, per question language, the best weights on the tune half with the figures
-they give on both halves, and the threshold that marks most unanswerable questions on the
-tune half while marking at most 5 % of the answerable ones in every language.
+every weight on a grid, and tries every not-found familiarity threshold. Prints, per
+question language, the best weights on the tune half with the figures they give on both
+halves, and the threshold that marks most unanswerable questions on the tune half while
+marking at most 5 % of the answerable ones in every language.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -106,25 +105,23 @@ def main() -> None:
             )
 
     print(
-        "\nNot found: answered when the least familiar missing word of at least n letters "
-        f"has familiarity >= f and the missing term share < {MAX_MISSING_TERM_SHARE}"
+        "\nNot found: answered when the least familiar missing word has familiarity >= f and "
+        f"the missing term share < {MAX_MISSING_TERM_SHARE}"
     )
+    table = evidence_table(questions, halves)
     best = None
-    for length in range(1, 7):
-        table = evidence_table(questions, halves, length)
-        for familiarity in [x / 100 for x in range(0, 101)]:
-            outcome = _marking(table, "tune", familiarity)
-            if max(wrong for _, wrong in outcome.values()) > MAX_WRONGLY_MARKED:
-                continue
-            key = (min(m for m, _ in outcome.values()), sum(m for m, _ in outcome.values()))
-            if best is None or key > best[0]:
-                best = (key, length, familiarity)
+    for familiarity in [x / 100 for x in range(0, 101)]:
+        outcome = _marking(table, "tune", familiarity)
+        if max(wrong for _, wrong in outcome.values()) > MAX_WRONGLY_MARKED:
+            continue
+        key = (min(m for m, _ in outcome.values()), sum(m for m, _ in outcome.values()))
+        if best is None or key > best[0]:
+            best = (key, familiarity)
     if best is None:
         print("  no threshold keeps the answerable questions wrongly marked at most 5 %")
         return
-    _, length, familiarity = best
-    print(f"  chosen on the tune half: n >= {length}, f >= {familiarity}")
-    table = evidence_table(questions, halves, length)
+    familiarity = best[1]
+    print(f"  chosen on the tune half: f >= {familiarity}")
     for half in ("tune", "check"):
         outcome = _marking(table, half, familiarity)
         print(
@@ -139,10 +136,9 @@ def main() -> None:
 Table = dict[tuple[str, str], tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]]
 
 
-def evidence_table(questions: list[dict[str, Any]], halves: dict[str, str], length: int) -> Table:
+def evidence_table(questions: list[dict[str, Any]], halves: dict[str, str]) -> Table:
     """Per half and question language: each question's missing term share and the
-    familiarity of its least familiar missing word of at least `length` letters, and whether
-    it is unanswerable."""
+    familiarity of its least familiar missing word, and whether it is unanswerable."""
     table = {}
     for half, language in itertools.product(("tune", "check"), LANGUAGES):
         mine = [q for q in questions if halves[q["document"]] == half and q["language"] == language]
@@ -150,7 +146,7 @@ def evidence_table(questions: list[dict[str, Any]], halves: dict[str, str], leng
             [
                 [
                     q["evidence"]["missing_term_share"],
-                    _familiarity(tuple(q["missing_words"]), q["detected_language"], length),
+                    word_familiarity(q["missing_words"], q["detected_language"]),
                 ]
                 for q in mine
             ]
@@ -158,11 +154,6 @@ def evidence_table(questions: list[dict[str, Any]], halves: dict[str, str], leng
         unanswerable = np.array([q["kind"] == "unanswerable" for q in mine], dtype=bool)
         table[(half, language)] = (features.reshape(len(mine), 2), unanswerable)
     return table
-
-
-@cache
-def _familiarity(words: tuple[str, ...], language: str, length: int) -> float:
-    return word_familiarity([w for w in words if len(w) >= length], language)
 
 
 def _marking(table: Table, half: str, familiarity: float) -> dict[str, tuple[float, float]]:

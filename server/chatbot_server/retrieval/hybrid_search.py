@@ -392,5 +392,5 @@ async def retrieve(
             text_limit=0 if mode is RetrievalMode.VECTOR else per_signal,
         )
         hits = fuse(candidates, similarity_threshold, top_k, mode, language)
-        familiarity = word_familiarity(words_of(query, language, missing.lexemes), language)
+        familiarity = word_familiarity(words_of(query, missing.lexemes), language)
         return Retrieval(hits, Evidence(missing.share, familiarity), language)

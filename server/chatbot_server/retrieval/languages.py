@@ -83,14 +83,14 @@ def word_familiarity(words: Iterable[str], language: str) -> float:
     )
 
 
-def words_of(text: str, language: str, lexemes: Sequence[str]) -> list[str]:
-    """The words of `text` that full-text search turned into one of `lexemes` (a stem is the
-    start of its word, but for a letter or so: "librari" of "libraries")."""
-    prepared = search_text(text, language)
+def words_of(text: str, lexemes: Sequence[str]) -> list[str]:
+    """The words of `text`, as written, that full-text search turned into one of `lexemes`
+    (a stem is the start of its folded word, but for a letter or so: "librari" of
+    "libraries")."""
     return [
         word
-        for word in _TOKEN.findall(prepared)
-        if any(_shares_stem(word.lower(), lexeme) for lexeme in lexemes)
+        for word in _TOKEN.findall(text)
+        if any(_shares_stem(fold(word).lower(), lexeme) for lexeme in lexemes)
     ]
 
 
