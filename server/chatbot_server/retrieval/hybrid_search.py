@@ -52,9 +52,9 @@ CANDIDATE_TERMS = 12
 # 8 ms; 5,000 took 3 ms, more than reading the rows). Both ways take the first matches in
 # table order.
 COMMON_TERM_SHARE = 0.05
+COMMON_TERM_MATCH_LIMIT = 100
 # The shortest part of a German compound that a question's compound is looked up by.
 MIN_COMPOUND_PART = 4
-COMMON_TERM_MATCH_LIMIT = 100
 VECTOR = "vector"
 FULL_TEXT = "full_text"
 
