@@ -34,8 +34,13 @@ from dev_set import HALVES, LANGUAGES, DevSet, Question, fetch_pdfs, load
 from chatbot.v1 import common_pb2
 from chatbot_client import ChatbotClient
 from chatbot_server.platform.logs import configure_logging
-from chatbot_server.retrieval.hybrid_search import SearchFilter, find_candidates, retrieve
-from chatbot_server.retrieval.languages import DEFAULT_LANGUAGE, detect_language, words_of
+from chatbot_server.retrieval.hybrid_search import (
+    SearchFilter,
+    find_candidates,
+    question_evidence,
+    question_language,
+)
+from chatbot_server.retrieval.languages import words_of
 
 MODES = {
     "hybrid": common_pb2.RETRIEVAL_MODE_HYBRID,
@@ -105,20 +110,17 @@ async def ask_everything(
 async def _candidates(server: object, question: Question, ids: dict[str, str]) -> object:
     """The candidates and evidence of one question, read in-process for tuning."""
     resources = server.resources  # type: ignore[attr-defined]
-    language = detect_language(question.question) or DEFAULT_LANGUAGE
+    language = await question_language(resources.pool, question.question)
     (vector,) = await resources.embedder.embed([question.question])
     found, missing = await find_candidates(
         resources.pool, question.question, vector, resources.embedder.model_name,
         SearchFilter(), language, 40, 40,
     )  # fmt: skip
-    retrieval = await retrieve(
-        resources.pool, resources.embedder, question.question, SearchFilter(), TOP_K, 0.3
-    )
     return {
         **asdict(question),
         "detected_language": language,
         "target": ids[question.document] if question.answerable else None,
-        "evidence": asdict(retrieval.evidence),
+        "evidence": asdict(question_evidence(question.question, language, missing)),
         "missing_words": words_of(question.question, missing.lexemes),
         "candidates": [
             [str(c.document_id), c.page_number, c.vector_rank, c.text_rank,

@@ -64,10 +64,9 @@ from chatbot_server.retrieval.hybrid_search import (
     Hit,
     Retrieval,
     SearchFilter,
-    collection_language,
+    question_language,
     retrieve,
 )
-from chatbot_server.retrieval.languages import detect_language
 
 log = structlog.get_logger(__name__)
 # A numbered source in the prompt: a chunk of about CHUNK_SIZE_CHARS and its heading. Only
@@ -312,11 +311,7 @@ class Answerer:
     async def _plan(self, question: Question, conversation_id: UUID) -> _Plan:
         assignment = await self._experiments.assign(conversation_id)
         variant = assignment.variant if assignment else None
-        language = (
-            question.language.split("-")[0]
-            or detect_language(question.text)
-            or await collection_language(self._pool)
-        )
+        language = await question_language(self._pool, question.text, question.language)
         model = self._settings.model if language == "en" else self._settings.multilingual_model
         if variant is not None and variant.llm_model:
             model = variant.llm_model

@@ -15,11 +15,6 @@ from dataclasses import dataclass
 from chatbot_server.documents.chunking import Chunk, ChunkingPolicy, chunk_blocks
 from chatbot_server.documents.pdf_extraction import extract_document
 from chatbot_server.retrieval import languages
-from chatbot_server.retrieval.languages import (
-    DEFAULT_LANGUAGE,
-    detect_document_language,
-    search_texts,
-)
 from chatbot_server.retrieval.local_model import count_tokens
 
 
@@ -48,14 +43,14 @@ def prepare_document(
     extracted = extract_document(data, max_pages)
     chunks = chunk_blocks(extracted.blocks, policy, count_tokens)
     texts = [chunk.text for chunk in chunks]
-    language = language or detect_document_language(texts) or DEFAULT_LANGUAGE
+    language = language or languages.detect_document_language(texts) or languages.DEFAULT_LANGUAGE
     return PreparedDocument(
         page_count=extracted.page_count,
         chunks=chunks,
         warnings=extracted.warnings,
         title=extracted.title,
         language=language,
-        search_texts=search_texts(texts, language),
+        search_texts=languages.search_texts(texts, language),
     )
 
 

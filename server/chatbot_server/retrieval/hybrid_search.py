@@ -351,6 +351,12 @@ async def find_candidates(
     return candidates, missing
 
 
+async def question_language(pool: asyncpg.Pool, text: str, given: str = "") -> str:
+    """The language `given` for a question (its base code), else detected; a question too
+    short to tell ("DMX port") is taken to be in the language most documents are in."""
+    return given.split("-")[0] or detect_language(text) or await collection_language(pool)
+
+
 async def collection_language(pool: asyncpg.Pool) -> str:
     """The language most READY documents are written in; the default when there are none."""
     language: str | None = await pool.fetchval(
@@ -374,9 +380,8 @@ async def retrieve(
     language: str = "",
 ) -> Retrieval:
     """The `top_k` chunks most relevant to `query`: the Search RPC's path, shared by answers.
-    The query's `language` is detected when not given; a query too short to tell ("DMX
-    port") is taken to be in the language most documents are written in."""
-    language = language or detect_language(query) or await collection_language(pool)
+    The query's `language` is detected when not given (`question_language`)."""
+    language = await question_language(pool, query, language)
     with tracer.start_as_current_span("retrieval", attributes={"retrieval.mode": mode.name}):
         with tracer.start_as_current_span("retrieval.embed_query"):
             (query_vector,) = await embedder.embed([query])
@@ -392,5 +397,10 @@ async def retrieve(
             text_limit=0 if mode is RetrievalMode.VECTOR else per_signal,
         )
         hits = fuse(candidates, similarity_threshold, top_k, mode, language)
-        familiarity = word_familiarity(words_of(query, missing.lexemes), language)
-        return Retrieval(hits, Evidence(missing.share, familiarity), language)
+        return Retrieval(hits, question_evidence(query, language, missing), language)
+
+
+def question_evidence(query: str, language: str, missing: MissingTerms) -> Evidence:
+    """The evidence of an answer in the question's words that no chunk holds."""
+    familiarity = word_familiarity(words_of(query, missing.lexemes), language)
+    return Evidence(missing.share, familiarity)
