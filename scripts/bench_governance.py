@@ -127,7 +127,9 @@ async def main() -> None:
         async with embedded_server(REDIS_URL=redis, **UNLIMITED) as chatbot:
             settings, resources = chatbot.settings, chatbot.resources
             _, secret = await create_key(resources.pool, "bench", "client")
-            access_log = AccessLogInterceptor(settings.server.max_receive_message_bytes)
+            access_log = AccessLogInterceptor(
+                settings.server.max_receive_message_bytes, settings.identity.trusted_proxies
+            )
             chain = [
                 access_log,
                 identity_interceptor(chatbot.api_keys, settings.identity),

@@ -177,7 +177,7 @@ def _violations(error: grpc.aio.AioRpcError) -> list[str]:
          "UNSUPPORTED_DOCUMENT", "chunk"),
         ([pb.UploadDocumentRequest(chunk=b"%PDF-1.4")], "INVALID_ARGUMENT", "metadata"),
         ([pb.UploadDocumentRequest(metadata=pb.UploadMetadata(title="Big", size_bytes=10**12))],
-         "DOCUMENT_TOO_LARGE", "chunk"),
+         "DOCUMENT_TOO_LARGE", "metadata.size_bytes"),
         ([pb.UploadDocumentRequest(metadata=pb.UploadMetadata(title="x", language="english!"))],
          "INVALID_ARGUMENT", "metadata.language"),
         ([pb.UploadDocumentRequest(metadata=pb.UploadMetadata())],

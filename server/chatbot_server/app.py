@@ -19,10 +19,12 @@ from grpc_health.v1 import health_pb2_grpc
 from chatbot_server.answers.answering import Answerer
 from chatbot_server.answers.cost_log import record_embedding_usage
 from chatbot_server.answers.llm import LlmClient
-from chatbot_server.config import DocumentSettings, EmbeddingSettings, Settings
+from chatbot_server.config import DocumentSettings, EdgeSettings, EmbeddingSettings, Settings
 from chatbot_server.documents import document_store
 from chatbot_server.documents.chunking import ChunkingPolicy
 from chatbot_server.documents.ingestion import IngestionWorker
+from chatbot_server.edge.envoy_config import Upstream, envoy_config
+from chatbot_server.edge.envoy_process import EdgeProcess
 from chatbot_server.governance.alerts import BudgetAlerts
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import ActiveExperiment
@@ -346,7 +348,9 @@ def _interceptors(
 ) -> list[grpc.aio.ServerInterceptor]:
     """Outermost first: access log, identity, rate limit, budget gate."""
     chain = [
-        AccessLogInterceptor(settings.server.max_receive_message_bytes),
+        AccessLogInterceptor(
+            settings.server.max_receive_message_bytes, settings.identity.trusted_proxies
+        ),
         identity_interceptor(api_keys, settings.identity),
     ]
     if settings.rate_limits.enabled:
@@ -364,17 +368,50 @@ def _dependencies(resources: Resources) -> list[Dependency]:
     return dependencies
 
 
-async def serve(settings: Settings) -> None:
-    """Runs the server until SIGTERM or SIGINT, then shuts down gracefully."""
+async def serve(settings: Settings, with_edge: bool = False) -> None:
+    """Runs the server, and the edge beside it when asked, until SIGTERM or SIGINT, then
+    shuts down gracefully: the server drains through the edge, which stops last."""
     require_free_address(settings.server.grpc_address)
+    if with_edge:
+        require_free_address(settings.edge.web_address)
     resources = await open_resources(settings)
     try:
         server = ChatbotServer(settings, resources)
-        await server.start()
-        await _until_signalled()
-        await server.stop(settings.server.shutdown_grace_seconds)
+        port = await server.start()
+        edge = await start_edge(settings.edge, [Upstream("127.0.0.1", port)]) if with_edge else None
+        try:
+            await _until_signalled()
+            await server.stop(settings.server.shutdown_grace_seconds)
+        finally:
+            if edge is not None:
+                await edge.stop()
     finally:
         await resources.close()
+
+
+async def start_edge(settings: EdgeSettings, upstreams: list[Upstream]) -> EdgeProcess:
+    edge = await EdgeProcess.start(envoy_config(settings, upstreams), settings.web_address)
+    log.info(
+        "edge.started",
+        web_address=settings.web_address,
+        console=f"http://{settings.web_address}/",
+        upstreams=[f"{upstream.host}:{upstream.port}" for upstream in upstreams],
+    )
+    return edge
+
+
+async def run_edge(settings: EdgeSettings, upstreams: list[Upstream]) -> int:
+    """Runs only the edge until signalled or until Envoy exits; Envoy's exit status."""
+    require_free_address(settings.web_address)
+    edge = await start_edge(settings, upstreams)
+    signalled = asyncio.create_task(_until_signalled())
+    exited = asyncio.create_task(edge.exited())
+    await asyncio.wait((signalled, exited), return_when=asyncio.FIRST_COMPLETED)
+    status = 0 if signalled.done() else exited.result()
+    signalled.cancel()
+    await edge.stop()
+    log.info("edge.stopped", status=status)
+    return status
 
 
 async def run_worker(settings: Settings) -> None:

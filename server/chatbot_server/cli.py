@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 
 import structlog
 
 from chatbot_server.answers.pricing import MICRO_USD_PER_USD
-from chatbot_server.app import ListenError, open_resources, run_worker, serve
+from chatbot_server.app import ListenError, open_resources, run_edge, run_worker, serve
 from chatbot_server.config import Settings, SettingsError
+from chatbot_server.edge.envoy_config import envoy_config, parse_upstreams
+from chatbot_server.edge.envoy_process import EdgeError, validate
 from chatbot_server.governance import api_key_store
 from chatbot_server.governance.api_keys import ROLES, ApiKeyRecord
 from chatbot_server.governance.key_management import create_key, revoke_key
@@ -48,10 +51,12 @@ _SETUP_ERRORS = (
     EmbeddedPostgresError,
     MigrationError,
     MetricsListenError,
+    EdgeError,
 )
 _COMMANDS = {
     "serve": "run the gRPC server (the default)",
     "worker": "process queued documents only, without serving gRPC",
+    "edge": "run the Envoy edge for browsers (gRPC-Web, Connect, the console) on WEB_ADDRESS",
     "migrate": "apply database migrations as the schema owner (MIGRATION_DATABASE_URL)",
     "bootstrap": "create the roles, database and extensions as a superuser "
     "(SUPERUSER_DATABASE_URL), from MIGRATION_DATABASE_URL and DATABASE_URL",
@@ -59,7 +64,8 @@ _COMMANDS = {
     "seed": "add sample documents and conversations (refused when ENVIRONMENT=production)",
     "clear-data": "delete every row (documents, conversations, logs, keys); keep the schema",
 }
-_PRINTING_COMMANDS = ("keys", "seed", "clear-data")
+_PRINTING_COMMANDS = ("keys", "seed", "clear-data", "edge")
+_COMMANDS_WITH_OPTIONS = (*_PRINTING_COMMANDS, "serve")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         if command == "clear-data":
             refused = None if args.yes else _refuse_clearing(args.keep_api_keys)
             return refused if refused is not None else asyncio.run(_clear_data(settings, args))
+        if command == "edge":
+            return _edge(settings, args)
+        if command == "serve" and args.edge:
+            asyncio.run(serve(settings, with_edge=True))
+            return 0
         commands = {
             "serve": serve,
             "worker": run_worker,
@@ -99,8 +110,23 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbot-server", description=__doc__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, what in _COMMANDS.items():
-        if name not in _PRINTING_COMMANDS:
+        if name not in _COMMANDS_WITH_OPTIONS:
             commands.add_parser(name, help=what)
+    serve_command = commands.add_parser("serve", help=_COMMANDS["serve"])
+    serve_command.add_argument("--edge", action="store_true",
+                               help="start the edge beside the server on WEB_ADDRESS and stop "
+                                    "it with the server")  # fmt: skip
+    edge = commands.add_parser("edge", help=_COMMANDS["edge"])
+    edge.add_argument("--upstream", metavar="ADDR[,ADDR…]",
+                      help="the gRPC servers, host:port, comma-separated; a name resolves to all "
+                           "its addresses (default: GRPC_ADDRESS)")  # fmt: skip
+    edge_output = edge.add_mutually_exclusive_group()
+    edge_output.add_argument(
+        "--print-config", action="store_true", help="print the Envoy configuration (JSON); exit"
+    )
+    edge_output.add_argument(
+        "--check", action="store_true", help="check it with envoy --mode validate; exit"
+    )
     seed = commands.add_parser("seed", help=_COMMANDS["seed"])
     seed.add_argument("--size", choices=tuple(SIZES), default="small",
                       help="small: 5 documents, 250 chunks, 20 conversations; medium: 20, 2,000, "
@@ -173,6 +199,23 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
     made += [] if args.documents_only else [f"{size.conversations} conversations"]
     print(f"seeded {' and '.join(made)}")
     return 0
+
+
+def _edge(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        upstreams = parse_upstreams(args.upstream or settings.server.grpc_address)
+    except ValueError as error:
+        print(f"chatbot-server: --upstream: {error}", file=sys.stderr)
+        return 2
+    config = envoy_config(settings.edge, upstreams)
+    if args.print_config:
+        print(json.dumps(config, indent=2))
+        return 0
+    if args.check:
+        validate(config)
+        print("the edge configuration is valid")
+        return 0
+    return asyncio.run(run_edge(settings.edge, upstreams))
 
 
 def _refuse_clearing(keep_api_keys: bool) -> int | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from chatbot_server.governance.rate_limit_rules import Rate, RateLimitPolicy, parse_rate
+from chatbot_server.platform.forwarding import LOOPBACK, IPNetwork, parse_networks
 
 
 class SettingsError(ValueError):
@@ -95,6 +96,29 @@ def flag(env: str, default: bool) -> Any:
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
     return _setting(env, default, read)
+
+
+def words(env: str, default: str) -> Any:
+    """A comma-separated list; "none" for an empty one."""
+
+    def read(_name: str, raw: str) -> tuple[str, ...]:
+        if raw.lower() == "none":
+            return ()
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    return _setting(env, read(env, default), read)
+
+
+def networks(env: str, default: str) -> Any:
+    def read(name: str, raw: str) -> tuple[IPNetwork, ...]:
+        try:
+            return parse_networks(raw)
+        except ValueError as error:
+            raise SettingsError(
+                f"{name} must be comma-separated addresses or CIDR ranges, or none: {error}"
+            ) from None
+
+    return _setting(env, parse_networks(default), read)
 
 
 def rate(env: str, default: str) -> Any:
@@ -180,6 +204,8 @@ class DocumentSettings:
     # At most this many embedding-model tokens per chunk (never more than the model reads).
     chunk_max_tokens: int = integer("CHUNK_MAX_TOKENS", 128, 8)
     watch_poll_seconds: float = number("WATCH_POLL_SECONDS", 0.25, 0.05)
+    # A resumable upload that receives nothing for this long is discarded.
+    upload_expiry_seconds: float = number("UPLOAD_EXPIRY_SECONDS", 3600.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -242,6 +268,24 @@ class IdentitySettings:
     allow_anonymous: bool = flag("ALLOW_ANONYMOUS", True)
     # How long a replica trusts what it read about a key: revocation takes this long.
     api_key_cache_seconds: float = number("API_KEY_CACHE_SECONDS", 5.0, 0.0, 300.0)
+    # Peers whose x-forwarded-for names the client (the edge); "none" believes no one.
+    trusted_proxies: tuple[IPNetwork, ...] = networks("TRUSTED_PROXIES", LOOPBACK)
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    # Where the edge serves browsers: the console at / and the API over gRPC-Web and Connect.
+    web_address: str = text("WEB_ADDRESS", "127.0.0.1:8080")
+    # Origins other than the edge's own whose pages may call the API.
+    cors_allowed_origins: tuple[str, ...] = words(
+        "CORS_ALLOWED_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"
+    )
+    # The longest a streamed call (an answer, a document's progress) may stay open.
+    max_stream_seconds: float = number("EDGE_MAX_STREAM_SECONDS", 3600.0, 1.0)
+    # Connections the edge holds open at once; more are refused.
+    max_connections: int = integer("EDGE_MAX_CONNECTIONS", 10_000, 1)
+    # The longest any other call may take through the edge.
+    request_timeout_seconds: float = number("EDGE_REQUEST_TIMEOUT_SECONDS", 60.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -291,6 +335,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
 
@@ -320,6 +365,14 @@ def _check_consistency(settings: Settings) -> None:
     metrics_address = settings.server.metrics_address
     if metrics_address is not None and not re.fullmatch(r"[^\s]*:\d{1,5}", metrics_address):
         raise SettingsError("METRICS_ADDRESS must be host:port, for example 127.0.0.1:9464")
+    if not re.fullmatch(r"[^\s]*:\d{1,5}", settings.edge.web_address):
+        raise SettingsError("WEB_ADDRESS must be host:port, for example 127.0.0.1:8080")
+    for origin in settings.edge.cors_allowed_origins:
+        if not re.fullmatch(r"https?://[^\s/]+", origin):
+            raise SettingsError(
+                f"CORS_ALLOWED_ORIGINS takes origins such as http://localhost:3000 "
+                f"(scheme, host and port, no path), got {origin!r}"
+            )
     if settings.database.pool_min_size > settings.database.pool_max_size:
         raise SettingsError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
     if settings.documents.chunk_overlap_chars >= settings.documents.chunk_size_chars:

@@ -27,7 +27,7 @@ from chatbot.v1 import common_pb2 as chatbot_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!chatbot/v1/document_service.proto\x12\nchatbot.v1\x1a\x1d\x63hatbot/v1/chat_service.proto\x1a\x17\x63hatbot/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x03\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x15\n\rdocument_type\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12*\n\x06status\x18\t \x01(\x0e\x32\x1a.chatbot.v1.DocumentStatus\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x10\n\x08warnings\x18\x0b \x03(\t\x12\x12\n\npage_count\x18\x0c \x01(\x05\x12\x13\n\x0b\x63hunk_count\x18\r \x01(\x05\x12\x17\n\x0f\x65mbedding_model\x18\x0e \x01(\t\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprocess_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x01\n\x0eUploadMetadata\x12\r\n\x05title\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x15\n\rdocument_type\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x11\n\toverwrite\x18\x06 \x01(\x08\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x0e\n\x06sha256\x18\x08 \x01(\t\"c\n\x15UploadDocumentRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1a.chatbot.v1.UploadMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"V\n\x16UploadDocumentResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\")\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"=\n\x13GetDocumentResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\"\x9f\x01\n\x14ListDocumentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.chatbot.v1.DocumentStatus\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x15\n\rdocument_type\x18\x05 \x01(\t\x12\x0b\n\x03tag\x18\x06 \x01(\t\"m\n\x15ListDocumentsResponse\x12\'\n\tdocuments\x18\x01 \x03(\x0b\x32\x14.chatbot.v1.Document\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteDocumentResponse\"/\n\x18ReprocessDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"C\n\x19ReprocessDocumentResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\"J\n\x1cReprocessAllDocumentsRequest\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.chatbot.v1.DocumentStatus\"5\n\x1dReprocessAllDocumentsResponse\x12\x14\n\x0cqueued_count\x18\x01 \x01(\x05\"+\n\x14WatchDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"~\n\x15WatchDocumentResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\x12\x12\n\npages_done\x18\x02 \x01(\x05\x12\x13\n\x0b\x63hunks_done\x18\x03 \x01(\x05\x12\x14\n\x0c\x63hunks_total\x18\x04 \x01(\x05\"\xb3\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.chatbot.v1.RetrievalFilter\x12\x1c\n\x14similarity_threshold\x18\x04 \x01(\x01\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.chatbot.v1.RetrievalMode\x12\x10\n\x08language\x18\x06 \x01(\t\"\xa9\x01\n\x0eSearchResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.chatbot.v1.RetrievedChunk\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x0f\n\x07took_ms\x18\x03 \x01(\x03\x12\x16\n\x0equery_language\x18\x04 \x01(\t\x12(\n\tgrounding\x18\x05 \x01(\x0e\x32\x15.chatbot.v1.Grounding*\xa5\x01\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_STATUS_PENDING\x10\x01\x12\x1e\n\x1a\x44OCUMENT_STATUS_PROCESSING\x10\x02\x12\x19\n\x15\x44OCUMENT_STATUS_READY\x10\x03\x12\x1a\n\x16\x44OCUMENT_STATUS_FAILED\x10\x04\x32\xd4\x05\n\x0f\x44ocumentService\x12Y\n\x0eUploadDocument\x12!.chatbot.v1.UploadDocumentRequest\x1a\".chatbot.v1.UploadDocumentResponse(\x01\x12N\n\x0bGetDocument\x12\x1e.chatbot.v1.GetDocumentRequest\x1a\x1f.chatbot.v1.GetDocumentResponse\x12T\n\rListDocuments\x12 .chatbot.v1.ListDocumentsRequest\x1a!.chatbot.v1.ListDocumentsResponse\x12W\n\x0e\x44\x65leteDocument\x12!.chatbot.v1.DeleteDocumentRequest\x1a\".chatbot.v1.DeleteDocumentResponse\x12`\n\x11ReprocessDocument\x12$.chatbot.v1.ReprocessDocumentRequest\x1a%.chatbot.v1.ReprocessDocumentResponse\x12l\n\x15ReprocessAllDocuments\x12(.chatbot.v1.ReprocessAllDocumentsRequest\x1a).chatbot.v1.ReprocessAllDocumentsResponse\x12V\n\rWatchDocument\x12 .chatbot.v1.WatchDocumentRequest\x1a!.chatbot.v1.WatchDocumentResponse0\x01\x12?\n\x06Search\x12\x19.chatbot.v1.SearchRequest\x1a\x1a.chatbot.v1.SearchResponseBZ\n\x0e\x63om.chatbot.v1B\x14\x44ocumentServiceProtoP\x01Z#chatbot/gen/go/chatbot/v1;chatbotv1\xaa\x02\nChatbot.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!chatbot/v1/document_service.proto\x12\nchatbot.v1\x1a\x1d\x63hatbot/v1/chat_service.proto\x1a\x17\x63hatbot/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x03\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x15\n\rdocument_type\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12*\n\x06status\x18\t \x01(\x0e\x32\x1a.chatbot.v1.DocumentStatus\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x10\n\x08warnings\x18\x0b \x03(\t\x12\x12\n\npage_count\x18\x0c \x01(\x05\x12\x13\n\x0b\x63hunk_count\x18\r \x01(\x05\x12\x17\n\x0f\x65mbedding_model\x18\x0e \x01(\t\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprocess_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x01\n\x0eUploadMetadata\x12\r\n\x05title\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x15\n\rdocument_type\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x11\n\toverwrite\x18\x06 \x01(\x08\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x0e\n\x06sha256\x18\x08 \x01(\t\"c\n\x15UploadDocumentRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1a.chatbot.v1.UploadMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"V\n\x16UploadDocumentResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\"\x92\x01\n\x06Upload\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12,\n\x08metadata\x18\x02 \x01(\x0b\x32\x1a.chatbot.v1.UploadMetadata\x12\x16\n\x0ereceived_bytes\x18\x03 \x01(\x03\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x12\x42\x65ginUploadRequest\x12,\n\x08metadata\x18\x01 \x01(\x0b\x32\x1a.chatbot.v1.UploadMetadata\"9\n\x13\x42\x65ginUploadResponse\x12\"\n\x06upload\x18\x01 \x01(\x0b\x32\x12.chatbot.v1.Upload\"F\n\x13\x41ppendUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\":\n\x14\x41ppendUploadResponse\x12\"\n\x06upload\x18\x01 \x01(\x0b\x32\x12.chatbot.v1.Upload\"%\n\x10GetUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"7\n\x11GetUploadResponse\x12\"\n\x06upload\x18\x01 \x01(\x0b\x32\x12.chatbot.v1.Upload\"(\n\x13\x43ommitUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"T\n\x14\x43ommitUploadResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\")\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"=\n\x13GetDocumentResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\"\x9f\x01\n\x14ListDocumentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.chatbot.v1.DocumentStatus\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x15\n\rdocument_type\x18\x05 \x01(\t\x12\x0b\n\x03tag\x18\x06 \x01(\t\"m\n\x15ListDocumentsResponse\x12\'\n\tdocuments\x18\x01 \x03(\x0b\x32\x14.chatbot.v1.Document\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteDocumentResponse\"/\n\x18ReprocessDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"C\n\x19ReprocessDocumentResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\"J\n\x1cReprocessAllDocumentsRequest\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.chatbot.v1.DocumentStatus\"5\n\x1dReprocessAllDocumentsResponse\x12\x14\n\x0cqueued_count\x18\x01 \x01(\x05\"+\n\x14WatchDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"~\n\x15WatchDocumentResponse\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.chatbot.v1.Document\x12\x12\n\npages_done\x18\x02 \x01(\x05\x12\x13\n\x0b\x63hunks_done\x18\x03 \x01(\x05\x12\x14\n\x0c\x63hunks_total\x18\x04 \x01(\x05\"\xb3\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.chatbot.v1.RetrievalFilter\x12\x1c\n\x14similarity_threshold\x18\x04 \x01(\x01\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.chatbot.v1.RetrievalMode\x12\x10\n\x08language\x18\x06 \x01(\t\"\xa9\x01\n\x0eSearchResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.chatbot.v1.RetrievedChunk\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x0f\n\x07took_ms\x18\x03 \x01(\x03\x12\x16\n\x0equery_language\x18\x04 \x01(\t\x12(\n\tgrounding\x18\x05 \x01(\x0e\x32\x15.chatbot.v1.Grounding*\xa5\x01\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_STATUS_PENDING\x10\x01\x12\x1e\n\x1a\x44OCUMENT_STATUS_PROCESSING\x10\x02\x12\x19\n\x15\x44OCUMENT_STATUS_READY\x10\x03\x12\x1a\n\x16\x44OCUMENT_STATUS_FAILED\x10\x04\x32\x94\x08\n\x0f\x44ocumentService\x12Y\n\x0eUploadDocument\x12!.chatbot.v1.UploadDocumentRequest\x1a\".chatbot.v1.UploadDocumentResponse(\x01\x12N\n\x0b\x42\x65ginUpload\x12\x1e.chatbot.v1.BeginUploadRequest\x1a\x1f.chatbot.v1.BeginUploadResponse\x12Q\n\x0c\x41ppendUpload\x12\x1f.chatbot.v1.AppendUploadRequest\x1a .chatbot.v1.AppendUploadResponse\x12H\n\tGetUpload\x12\x1c.chatbot.v1.GetUploadRequest\x1a\x1d.chatbot.v1.GetUploadResponse\x12Q\n\x0c\x43ommitUpload\x12\x1f.chatbot.v1.CommitUploadRequest\x1a .chatbot.v1.CommitUploadResponse\x12N\n\x0bGetDocument\x12\x1e.chatbot.v1.GetDocumentRequest\x1a\x1f.chatbot.v1.GetDocumentResponse\x12T\n\rListDocuments\x12 .chatbot.v1.ListDocumentsRequest\x1a!.chatbot.v1.ListDocumentsResponse\x12W\n\x0e\x44\x65leteDocument\x12!.chatbot.v1.DeleteDocumentRequest\x1a\".chatbot.v1.DeleteDocumentResponse\x12`\n\x11ReprocessDocument\x12$.chatbot.v1.ReprocessDocumentRequest\x1a%.chatbot.v1.ReprocessDocumentResponse\x12l\n\x15ReprocessAllDocuments\x12(.chatbot.v1.ReprocessAllDocumentsRequest\x1a).chatbot.v1.ReprocessAllDocumentsResponse\x12V\n\rWatchDocument\x12 .chatbot.v1.WatchDocumentRequest\x1a!.chatbot.v1.WatchDocumentResponse0\x01\x12?\n\x06Search\x12\x19.chatbot.v1.SearchRequest\x1a\x1a.chatbot.v1.SearchResponseBZ\n\x0e\x63om.chatbot.v1B\x14\x44ocumentServiceProtoP\x01Z#chatbot/gen/go/chatbot/v1;chatbotv1\xaa\x02\nChatbot.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatbot.v1.document_service
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016com.chatbot.v1B\024DocumentServiceProtoP\001Z#chatbot/gen/go/chatbot/v1;chatbotv1\252\002\nChatbot.V1'
-  _globals['_DOCUMENTSTATUS']._serialized_start=2166
-  _globals['_DOCUMENTSTATUS']._serialized_end=2331
+  _globals['_DOCUMENTSTATUS']._serialized_start=2798
+  _globals['_DOCUMENTSTATUS']._serialized_end=2963
   _globals['_DOCUMENT']._serialized_start=139
   _globals['_DOCUMENT']._serialized_end=585
   _globals['_UPLOADMETADATA']._serialized_start=588
@@ -45,34 +45,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADDOCUMENTREQUEST']._serialized_end=848
   _globals['_UPLOADDOCUMENTRESPONSE']._serialized_start=850
   _globals['_UPLOADDOCUMENTRESPONSE']._serialized_end=936
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=938
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=979
-  _globals['_GETDOCUMENTRESPONSE']._serialized_start=981
-  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1042
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1045
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1204
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1206
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1315
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1317
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1361
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1363
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1387
-  _globals['_REPROCESSDOCUMENTREQUEST']._serialized_start=1389
-  _globals['_REPROCESSDOCUMENTREQUEST']._serialized_end=1436
-  _globals['_REPROCESSDOCUMENTRESPONSE']._serialized_start=1438
-  _globals['_REPROCESSDOCUMENTRESPONSE']._serialized_end=1505
-  _globals['_REPROCESSALLDOCUMENTSREQUEST']._serialized_start=1507
-  _globals['_REPROCESSALLDOCUMENTSREQUEST']._serialized_end=1581
-  _globals['_REPROCESSALLDOCUMENTSRESPONSE']._serialized_start=1583
-  _globals['_REPROCESSALLDOCUMENTSRESPONSE']._serialized_end=1636
-  _globals['_WATCHDOCUMENTREQUEST']._serialized_start=1638
-  _globals['_WATCHDOCUMENTREQUEST']._serialized_end=1681
-  _globals['_WATCHDOCUMENTRESPONSE']._serialized_start=1683
-  _globals['_WATCHDOCUMENTRESPONSE']._serialized_end=1809
-  _globals['_SEARCHREQUEST']._serialized_start=1812
-  _globals['_SEARCHREQUEST']._serialized_end=1991
-  _globals['_SEARCHRESPONSE']._serialized_start=1994
-  _globals['_SEARCHRESPONSE']._serialized_end=2163
-  _globals['_DOCUMENTSERVICE']._serialized_start=2334
-  _globals['_DOCUMENTSERVICE']._serialized_end=3058
+  _globals['_UPLOAD']._serialized_start=939
+  _globals['_UPLOAD']._serialized_end=1085
+  _globals['_BEGINUPLOADREQUEST']._serialized_start=1087
+  _globals['_BEGINUPLOADREQUEST']._serialized_end=1153
+  _globals['_BEGINUPLOADRESPONSE']._serialized_start=1155
+  _globals['_BEGINUPLOADRESPONSE']._serialized_end=1212
+  _globals['_APPENDUPLOADREQUEST']._serialized_start=1214
+  _globals['_APPENDUPLOADREQUEST']._serialized_end=1284
+  _globals['_APPENDUPLOADRESPONSE']._serialized_start=1286
+  _globals['_APPENDUPLOADRESPONSE']._serialized_end=1344
+  _globals['_GETUPLOADREQUEST']._serialized_start=1346
+  _globals['_GETUPLOADREQUEST']._serialized_end=1383
+  _globals['_GETUPLOADRESPONSE']._serialized_start=1385
+  _globals['_GETUPLOADRESPONSE']._serialized_end=1440
+  _globals['_COMMITUPLOADREQUEST']._serialized_start=1442
+  _globals['_COMMITUPLOADREQUEST']._serialized_end=1482
+  _globals['_COMMITUPLOADRESPONSE']._serialized_start=1484
+  _globals['_COMMITUPLOADRESPONSE']._serialized_end=1568
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=1570
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=1611
+  _globals['_GETDOCUMENTRESPONSE']._serialized_start=1613
+  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1674
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1677
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1836
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1838
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1947
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1949
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1993
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1995
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=2019
+  _globals['_REPROCESSDOCUMENTREQUEST']._serialized_start=2021
+  _globals['_REPROCESSDOCUMENTREQUEST']._serialized_end=2068
+  _globals['_REPROCESSDOCUMENTRESPONSE']._serialized_start=2070
+  _globals['_REPROCESSDOCUMENTRESPONSE']._serialized_end=2137
+  _globals['_REPROCESSALLDOCUMENTSREQUEST']._serialized_start=2139
+  _globals['_REPROCESSALLDOCUMENTSREQUEST']._serialized_end=2213
+  _globals['_REPROCESSALLDOCUMENTSRESPONSE']._serialized_start=2215
+  _globals['_REPROCESSALLDOCUMENTSRESPONSE']._serialized_end=2268
+  _globals['_WATCHDOCUMENTREQUEST']._serialized_start=2270
+  _globals['_WATCHDOCUMENTREQUEST']._serialized_end=2313
+  _globals['_WATCHDOCUMENTRESPONSE']._serialized_start=2315
+  _globals['_WATCHDOCUMENTRESPONSE']._serialized_end=2441
+  _globals['_SEARCHREQUEST']._serialized_start=2444
+  _globals['_SEARCHREQUEST']._serialized_end=2623
+  _globals['_SEARCHRESPONSE']._serialized_start=2626
+  _globals['_SEARCHRESPONSE']._serialized_end=2795
+  _globals['_DOCUMENTSERVICE']._serialized_start=2966
+  _globals['_DOCUMENTSERVICE']._serialized_end=4010
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,26 @@ class DocumentServiceStub:
                 request_serializer=chatbot_dot_v1_dot_document__service__pb2.UploadDocumentRequest.SerializeToString,
                 response_deserializer=chatbot_dot_v1_dot_document__service__pb2.UploadDocumentResponse.FromString,
                 _registered_method=True)
+        self.BeginUpload = channel.unary_unary(
+                '/chatbot.v1.DocumentService/BeginUpload',
+                request_serializer=chatbot_dot_v1_dot_document__service__pb2.BeginUploadRequest.SerializeToString,
+                response_deserializer=chatbot_dot_v1_dot_document__service__pb2.BeginUploadResponse.FromString,
+                _registered_method=True)
+        self.AppendUpload = channel.unary_unary(
+                '/chatbot.v1.DocumentService/AppendUpload',
+                request_serializer=chatbot_dot_v1_dot_document__service__pb2.AppendUploadRequest.SerializeToString,
+                response_deserializer=chatbot_dot_v1_dot_document__service__pb2.AppendUploadResponse.FromString,
+                _registered_method=True)
+        self.GetUpload = channel.unary_unary(
+                '/chatbot.v1.DocumentService/GetUpload',
+                request_serializer=chatbot_dot_v1_dot_document__service__pb2.GetUploadRequest.SerializeToString,
+                response_deserializer=chatbot_dot_v1_dot_document__service__pb2.GetUploadResponse.FromString,
+                _registered_method=True)
+        self.CommitUpload = channel.unary_unary(
+                '/chatbot.v1.DocumentService/CommitUpload',
+                request_serializer=chatbot_dot_v1_dot_document__service__pb2.CommitUploadRequest.SerializeToString,
+                response_deserializer=chatbot_dot_v1_dot_document__service__pb2.CommitUploadResponse.FromString,
+                _registered_method=True)
         self.GetDocument = channel.unary_unary(
                 '/chatbot.v1.DocumentService/GetDocument',
                 request_serializer=chatbot_dot_v1_dot_document__service__pb2.GetDocumentRequest.SerializeToString,
@@ -96,6 +116,40 @@ class DocumentServiceServicer:
         following ones the bytes in order. Bytes identical to a stored document
         (same SHA-256) return that document with `deduplicated` set, unless
         `overwrite` is asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BeginUpload(self, request, context):
+        """Opens a resumable upload for callers that cannot stream a request, such
+        as browsers: the metadata with the file's size and SHA-256. The pieces
+        are held by the service, so any server can take the next one, until the
+        upload is committed or expires.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppendUpload(self, request, context):
+        """Appends one piece of at most 1 MiB at `offset`. A piece sent again (an
+        offset below the bytes received) changes nothing, so a retry is harmless;
+        an offset past them is refused with the offset expected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUpload(self, request, context):
+        """Returns an upload's progress, for example to learn where to resume.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitUpload(self, request, context):
+        """Stores the uploaded file as a document, exactly as UploadDocument does,
+        once every byte has arrived and matches the SHA-256 given at the start.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +212,26 @@ def add_DocumentServiceServicer_to_server(servicer, server):
                     servicer.UploadDocument,
                     request_deserializer=chatbot_dot_v1_dot_document__service__pb2.UploadDocumentRequest.FromString,
                     response_serializer=chatbot_dot_v1_dot_document__service__pb2.UploadDocumentResponse.SerializeToString,
+            ),
+            'BeginUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginUpload,
+                    request_deserializer=chatbot_dot_v1_dot_document__service__pb2.BeginUploadRequest.FromString,
+                    response_serializer=chatbot_dot_v1_dot_document__service__pb2.BeginUploadResponse.SerializeToString,
+            ),
+            'AppendUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendUpload,
+                    request_deserializer=chatbot_dot_v1_dot_document__service__pb2.AppendUploadRequest.FromString,
+                    response_serializer=chatbot_dot_v1_dot_document__service__pb2.AppendUploadResponse.SerializeToString,
+            ),
+            'GetUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUpload,
+                    request_deserializer=chatbot_dot_v1_dot_document__service__pb2.GetUploadRequest.FromString,
+                    response_serializer=chatbot_dot_v1_dot_document__service__pb2.GetUploadResponse.SerializeToString,
+            ),
+            'CommitUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitUpload,
+                    request_deserializer=chatbot_dot_v1_dot_document__service__pb2.CommitUploadRequest.FromString,
+                    response_serializer=chatbot_dot_v1_dot_document__service__pb2.CommitUploadResponse.SerializeToString,
             ),
             'GetDocument': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDocument,
@@ -228,6 +302,114 @@ class DocumentService:
             '/chatbot.v1.DocumentService/UploadDocument',
             chatbot_dot_v1_dot_document__service__pb2.UploadDocumentRequest.SerializeToString,
             chatbot_dot_v1_dot_document__service__pb2.UploadDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatbot.v1.DocumentService/BeginUpload',
+            chatbot_dot_v1_dot_document__service__pb2.BeginUploadRequest.SerializeToString,
+            chatbot_dot_v1_dot_document__service__pb2.BeginUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatbot.v1.DocumentService/AppendUpload',
+            chatbot_dot_v1_dot_document__service__pb2.AppendUploadRequest.SerializeToString,
+            chatbot_dot_v1_dot_document__service__pb2.AppendUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatbot.v1.DocumentService/GetUpload',
+            chatbot_dot_v1_dot_document__service__pb2.GetUploadRequest.SerializeToString,
+            chatbot_dot_v1_dot_document__service__pb2.GetUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatbot.v1.DocumentService/CommitUpload',
+            chatbot_dot_v1_dot_document__service__pb2.CommitUploadRequest.SerializeToString,
+            chatbot_dot_v1_dot_document__service__pb2.CommitUploadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,23 @@ class DocumentServiceStub:
     (same SHA-256) return that document with `deduplicated` set, unless
     `overwrite` is asked.
     """
+    BeginUpload: _grpc.UnaryUnaryMultiCallable[_document_service_pb2.BeginUploadRequest, _document_service_pb2.BeginUploadResponse]
+    """Opens a resumable upload for callers that cannot stream a request, such
+    as browsers: the metadata with the file's size and SHA-256. The pieces
+    are held by the service, so any server can take the next one, until the
+    upload is committed or expires.
+    """
+    AppendUpload: _grpc.UnaryUnaryMultiCallable[_document_service_pb2.AppendUploadRequest, _document_service_pb2.AppendUploadResponse]
+    """Appends one piece of at most 1 MiB at `offset`. A piece sent again (an
+    offset below the bytes received) changes nothing, so a retry is harmless;
+    an offset past them is refused with the offset expected.
+    """
+    GetUpload: _grpc.UnaryUnaryMultiCallable[_document_service_pb2.GetUploadRequest, _document_service_pb2.GetUploadResponse]
+    """Returns an upload's progress, for example to learn where to resume."""
+    CommitUpload: _grpc.UnaryUnaryMultiCallable[_document_service_pb2.CommitUploadRequest, _document_service_pb2.CommitUploadResponse]
+    """Stores the uploaded file as a document, exactly as UploadDocument does,
+    once every byte has arrived and matches the SHA-256 given at the start.
+    """
     GetDocument: _grpc.UnaryUnaryMultiCallable[_document_service_pb2.GetDocumentRequest, _document_service_pb2.GetDocumentResponse]
     """Returns one document with its processing status."""
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_document_service_pb2.ListDocumentsRequest, _document_service_pb2.ListDocumentsResponse]
@@ -78,6 +95,23 @@ class DocumentServiceAsyncStub(DocumentServiceStub):
     following ones the bytes in order. Bytes identical to a stored document
     (same SHA-256) return that document with `deduplicated` set, unless
     `overwrite` is asked.
+    """
+    BeginUpload: _aio.UnaryUnaryMultiCallable[_document_service_pb2.BeginUploadRequest, _document_service_pb2.BeginUploadResponse]  # type: ignore[assignment]
+    """Opens a resumable upload for callers that cannot stream a request, such
+    as browsers: the metadata with the file's size and SHA-256. The pieces
+    are held by the service, so any server can take the next one, until the
+    upload is committed or expires.
+    """
+    AppendUpload: _aio.UnaryUnaryMultiCallable[_document_service_pb2.AppendUploadRequest, _document_service_pb2.AppendUploadResponse]  # type: ignore[assignment]
+    """Appends one piece of at most 1 MiB at `offset`. A piece sent again (an
+    offset below the bytes received) changes nothing, so a retry is harmless;
+    an offset past them is refused with the offset expected.
+    """
+    GetUpload: _aio.UnaryUnaryMultiCallable[_document_service_pb2.GetUploadRequest, _document_service_pb2.GetUploadResponse]  # type: ignore[assignment]
+    """Returns an upload's progress, for example to learn where to resume."""
+    CommitUpload: _aio.UnaryUnaryMultiCallable[_document_service_pb2.CommitUploadRequest, _document_service_pb2.CommitUploadResponse]  # type: ignore[assignment]
+    """Stores the uploaded file as a document, exactly as UploadDocument does,
+    once every byte has arrived and matches the SHA-256 given at the start.
     """
     GetDocument: _aio.UnaryUnaryMultiCallable[_document_service_pb2.GetDocumentRequest, _document_service_pb2.GetDocumentResponse]  # type: ignore[assignment]
     """Returns one document with its processing status."""
@@ -115,6 +149,47 @@ class DocumentServiceServicer(metaclass=_abc_1.ABCMeta):
         following ones the bytes in order. Bytes identical to a stored document
         (same SHA-256) return that document with `deduplicated` set, unless
         `overwrite` is asked.
+        """
+
+    @_abc_1.abstractmethod
+    def BeginUpload(
+        self,
+        request: _document_service_pb2.BeginUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_document_service_pb2.BeginUploadResponse, _abc.Awaitable[_document_service_pb2.BeginUploadResponse]]:
+        """Opens a resumable upload for callers that cannot stream a request, such
+        as browsers: the metadata with the file's size and SHA-256. The pieces
+        are held by the service, so any server can take the next one, until the
+        upload is committed or expires.
+        """
+
+    @_abc_1.abstractmethod
+    def AppendUpload(
+        self,
+        request: _document_service_pb2.AppendUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_document_service_pb2.AppendUploadResponse, _abc.Awaitable[_document_service_pb2.AppendUploadResponse]]:
+        """Appends one piece of at most 1 MiB at `offset`. A piece sent again (an
+        offset below the bytes received) changes nothing, so a retry is harmless;
+        an offset past them is refused with the offset expected.
+        """
+
+    @_abc_1.abstractmethod
+    def GetUpload(
+        self,
+        request: _document_service_pb2.GetUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_document_service_pb2.GetUploadResponse, _abc.Awaitable[_document_service_pb2.GetUploadResponse]]:
+        """Returns an upload's progress, for example to learn where to resume."""
+
+    @_abc_1.abstractmethod
+    def CommitUpload(
+        self,
+        request: _document_service_pb2.CommitUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_document_service_pb2.CommitUploadResponse, _abc.Awaitable[_document_service_pb2.CommitUploadResponse]]:
+        """Stores the uploaded file as a document, exactly as UploadDocument does,
+        once every byte has arrived and matches the SHA-256 given at the start.
         """
 
     @_abc_1.abstractmethod

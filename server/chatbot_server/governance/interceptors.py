@@ -6,7 +6,6 @@ untouched."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
@@ -40,7 +39,6 @@ DOCUMENT_ADMIN_METHODS = frozenset(
     f"/chatbot.v1.DocumentService/{name}"
     for name in ("DeleteDocument", "ReprocessDocument", "ReprocessAllDocuments")
 )
-_PEER = re.compile(r"^ipv[46]:\[?(?P<address>[^\]]*?)\]?:\d+$")
 
 
 def governed(method: str) -> bool:
@@ -51,12 +49,6 @@ def admin_required(method: str, allow_anonymous: bool) -> bool:
     return method.startswith(ADMIN_PREFIX) or (
         not allow_anonymous and method in DOCUMENT_ADMIN_METHODS
     )
-
-
-def anonymous_identity(peer: str) -> str:
-    """ "ip:ADDRESS" from a gRPC peer such as "ipv4:10.0.0.7:51234" or "ipv6:[::1]:5123"."""
-    match = _PEER.match(peer)
-    return f"ip:{match['address']}" if match else f"peer:{peer}"
 
 
 class _Before:
@@ -99,7 +91,7 @@ def identity_interceptor(keys: ApiKeyCache, settings: IdentitySettings) -> Aroun
                     "'x-api-key: <key>'",
                     reason="API_KEY_REQUIRED",
                 )
-            call.identity = anonymous_identity(call.peer)
+            call.identity = f"ip:{call.client_address}"
         else:
             key = await keys.lookup(secret)
             if key is None or key.revoked:

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 CHAT_METHOD = "/chatbot.v1.ChatService/StreamAnswer"
-UPLOAD_METHOD = "/chatbot.v1.DocumentService/UploadDocument"
+# A file counts once against the upload limit, when it starts.
+UPLOAD_METHODS = frozenset(
+    f"/chatbot.v1.DocumentService/{name}" for name in ("UploadDocument", "BeginUpload")
+)
+# The further calls of a resumable upload, bounded by the size it declared: only the burst
+# limit paces them, so a large file is not refused half-way by the per-call limits.
+UPLOAD_PIECE_METHODS = frozenset(
+    f"/chatbot.v1.DocumentService/{name}" for name in ("AppendUpload", "GetUpload")
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class RateLimitPolicy:
 
     def limits_for(self, method: str, authenticated: bool, override: Rate | None) -> list[Limit]:
         """Every limit a call counts against: the identity's, its method class's, burst."""
+        if method in UPLOAD_PIECE_METHODS:
+            return [Limit("burst", self.burst)]
         limits = [
             Limit("authenticated", override or self.authenticated)
             if authenticated
@@ -67,7 +77,7 @@ class RateLimitPolicy:
         ]
         if method == CHAT_METHOD:
             limits.append(Limit("chat", self.chat))
-        elif method == UPLOAD_METHOD:
+        elif method in UPLOAD_METHODS:
             limits.append(Limit("upload", self.upload))
         return limits
 

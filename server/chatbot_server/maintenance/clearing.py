@@ -8,7 +8,8 @@ import asyncpg
 # `schema_migrations` is the schema's own record and stays.
 DATA_TABLES = (
     "feedback", "answer_logs", "messages", "conversations", "chunks", "section_embeddings",
-    "document_contents", "documents", "experiments", "budget_reservations", "budget_days",
+    "document_contents", "documents", "upload_pieces", "uploads", "experiments",
+    "budget_reservations", "budget_days",
 )  # fmt: skip
 KEY_TABLE = "api_keys"
 

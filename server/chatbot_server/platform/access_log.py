@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -28,6 +28,7 @@ from chatbot_server.platform.call_context import (
 )
 from chatbot_server.platform.database import UNREACHABLE_ERRORS
 from chatbot_server.platform.errors import STATUS_DETAILS_KEY, ServiceError, bad_request
+from chatbot_server.platform.forwarding import FORWARDED_FOR_KEY, IPNetwork, client_address
 from chatbot_server.platform.interception import AroundInterceptor
 
 log = structlog.get_logger("chatbot_server.access")
@@ -46,8 +47,11 @@ class AccessLogInterceptor(AroundInterceptor):
     or is larger than `max_message_bytes`, reaches the handler as a marker and is refused
     inside the log, like any bad input, instead of grpc's bare status with no log line."""
 
-    def __init__(self, max_message_bytes: int) -> None:
-        super().__init__(_AccessLogged, preparing=_refusing_undecodable)
+    def __init__(self, max_message_bytes: int, trusted_proxies: Sequence[IPNetwork]) -> None:
+        super().__init__(
+            lambda method, context: _AccessLogged(method, context, trusted_proxies),
+            preparing=_refusing_undecodable,
+        )
         self.max_message_bytes = max_message_bytes
 
     async def intercept_service(
@@ -111,13 +115,18 @@ def _refusing_undecodable(handler: grpc.RpcMethodHandler) -> Callable[[Any], Any
 class _AccessLogged:
     """Around one call: sets up its context, maps its error, logs `rpc.finished`."""
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(
+        self, method: str, context: grpc.aio.ServicerContext, trusted: Sequence[IPNetwork]
+    ) -> None:
         self._method = method
         self._context = context
+        metadata = context.invocation_metadata() or ()
+        forwarded = [v for k, v in metadata if k == FORWARDED_FOR_KEY and isinstance(v, str)]
         self._call = CallContext(
-            request_id=request_id_from(context.invocation_metadata()),
+            request_id=request_id_from(metadata),
             method=method,
             peer=context.peer(),
+            client_address=client_address(context.peer(), forwarded, trusted),
         )
         self._started = 0.0
 
@@ -185,6 +194,7 @@ class _AccessLogged:
         metrics.RPC_SECONDS.labels(self._method).observe(seconds)
         fields: dict[str, object] = {
             "peer": self._call.peer,
+            "client": self._call.client_address,
             "code": code.name,
             "duration_ms": round(seconds * 1000, 2),
         }

@@ -21,7 +21,9 @@ class CallContext:
     request_id: str
     method: str
     peer: str
-    # Who is calling: "key:<API key id>", or "ip:<address>" for an anonymous caller.
+    # The client's IP address: the peer's, or the forwarded one behind a trusted proxy.
+    client_address: str
+    # Who is calling: "key:<API key id>", or "ip:<client address>" for an anonymous caller.
     identity: str = "anonymous"
     # The caller's API key, when it presented one.
     api_key: ApiKeyRecord | None = None

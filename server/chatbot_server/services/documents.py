@@ -17,19 +17,18 @@ from chatbot_server.config import DocumentSettings, RetrievalSettings
 from chatbot_server.conversions import RETRIEVAL_MODES, retrieved_chunk, timestamp
 from chatbot_server.documents import document_store
 from chatbot_server.documents.document_store import DocumentFilter, DocumentRecord, NewDocument
-from chatbot_server.documents.pdf_extraction import PDF_MAGIC
 from chatbot_server.documents.upload_memory import HeldBytes, UploadMemory
 from chatbot_server.platform import pagination
 from chatbot_server.platform.errors import ServiceError, bad_request, embedding_unavailable
 from chatbot_server.platform.validation import bounded_int, bounded_text, language_code, parse_uuid
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.hybrid_search import SearchFilter, retrieve
+from chatbot_server.services.upload_checks import check_content, new_document, too_large
+from chatbot_server.services.uploads import ResumableUploads
 
 pb = document_service_pb2
 _STATUS_NAMES = ("PENDING", "PROCESSING", "READY", "FAILED")
 _FINAL = ("READY", "FAILED")
-# Where PDF readers look for the header (some files carry junk before it).
-_HEADER_WINDOW = 1024
 
 
 class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
@@ -51,24 +50,55 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         self._upload_memory = UploadMemory(settings.max_upload_memory_bytes)
         self._document_queued = document_queued
         self._shutting_down = shutting_down
+        self._uploads = ResumableUploads(pool, settings, self._upload_memory, self._store)
 
     async def UploadDocument(
         self, request_iterator: AsyncIterator[pb.UploadDocumentRequest], context: object
     ) -> pb.UploadDocumentResponse:
         metadata = await _first_metadata(request_iterator)
         if metadata.size_bytes > self._settings.max_upload_bytes:
-            raise _too_large(self._settings.max_upload_bytes, metadata.size_bytes)
-        new = _new_document(metadata)
+            raise too_large(
+                "metadata.size_bytes", self._settings.max_upload_bytes, metadata.size_bytes
+            )
+        new = new_document(metadata)
         with self._upload_memory.hold() as held:
             content, sha256 = await self._receive_bytes(
                 request_iterator, metadata.sha256.lower(), held
             )
-            record, deduplicated = await document_store.insert_document(
-                self._pool, new, content, sha256, metadata.overwrite
-            )
-        if not deduplicated or metadata.overwrite:
-            self._document_queued()
+            record, deduplicated = await self._store(new, content, sha256, metadata.overwrite)
         return pb.UploadDocumentResponse(document=document_proto(record), deduplicated=deduplicated)
+
+    async def BeginUpload(
+        self, request: pb.BeginUploadRequest, context: object
+    ) -> pb.BeginUploadResponse:
+        return await self._uploads.begin(request)
+
+    async def AppendUpload(
+        self, request: pb.AppendUploadRequest, context: object
+    ) -> pb.AppendUploadResponse:
+        return await self._uploads.append(request)
+
+    async def GetUpload(
+        self, request: pb.GetUploadRequest, context: object
+    ) -> pb.GetUploadResponse:
+        return await self._uploads.get(request)
+
+    async def CommitUpload(
+        self, request: pb.CommitUploadRequest, context: object
+    ) -> pb.CommitUploadResponse:
+        record, deduplicated = await self._uploads.commit(request)
+        return pb.CommitUploadResponse(document=document_proto(record), deduplicated=deduplicated)
+
+    async def _store(
+        self, new: NewDocument, content: bytes, sha256: str, overwrite: bool
+    ) -> tuple[DocumentRecord, bool]:
+        """Stores an uploaded file and queues it, unless the same bytes are stored already."""
+        record, deduplicated = await document_store.insert_document(
+            self._pool, new, content, sha256, overwrite
+        )
+        if not deduplicated or overwrite:
+            self._document_queued()
+        return record, deduplicated
 
     async def _receive_bytes(
         self,
@@ -86,32 +116,13 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
                 raise bad_request("metadata", "may only be sent in the first message")
             size += len(message.chunk)
             if size > limit:
-                raise _too_large(limit, size)
+                raise too_large("chunk", limit, size)
             held.add(len(message.chunk))
             digest.update(message.chunk)
             parts.append(message.chunk)
         content = b"".join(parts)
         sha256 = digest.hexdigest()
-        if not content:
-            raise bad_request(
-                "chunk",
-                "the upload carried no bytes",
-                reason="UNSUPPORTED_DOCUMENT",
-                labelled=False,
-            )
-        if PDF_MAGIC not in content[:_HEADER_WINDOW]:
-            raise bad_request(
-                "chunk",
-                "only PDF files are accepted, and these bytes do not start like one (%PDF-)",
-                reason="UNSUPPORTED_DOCUMENT",
-                labelled=False,
-            )
-        if expected_sha256 and sha256 != expected_sha256:
-            raise ServiceError(
-                grpc.StatusCode.DATA_LOSS,
-                "the received bytes do not match metadata.sha256; upload the file again",
-                reason="CHECKSUM_MISMATCH",
-            )
+        check_content(content, sha256, expected_sha256)
         return content, sha256
 
     async def GetDocument(
@@ -252,42 +263,6 @@ async def _first_metadata(
             break
         return message.metadata
     raise bad_request("metadata", "the first message of an upload must carry the metadata")
-
-
-def _new_document(metadata: pb.UploadMetadata) -> NewDocument:
-    filename = bounded_text("metadata.filename", metadata.filename, 255)
-    given_title = bounded_text("metadata.title", metadata.title, 300)
-    title = given_title or filename
-    if not title:
-        raise bad_request("metadata.title", "give a title or a filename")
-    tags = [bounded_text("metadata.tags", tag, 50, required=True) for tag in metadata.tags]
-    if len(tags) > 20:
-        raise bad_request("metadata.tags", f"at most 20 tags, got {len(tags)}")
-    if metadata.sha256 and not _is_hex_sha256(metadata.sha256):
-        raise bad_request("metadata.sha256", "must be 64 hexadecimal characters")
-    return NewDocument(
-        title=title,
-        filename=filename,
-        language=language_code("metadata.language", metadata.language),
-        document_type=bounded_text("metadata.document_type", metadata.document_type, 50),
-        tags=sorted(set(tags)),
-        title_is_filename=not given_title,
-    )
-
-
-def _is_hex_sha256(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
-
-
-def _too_large(limit: int, size: int) -> ServiceError:
-    error = bad_request(
-        "chunk",
-        f"the document is larger than the limit of {limit} bytes; split or compress it",
-        reason="DOCUMENT_TOO_LARGE",
-        labelled=False,
-    )
-    error.metadata.update({"limit_bytes": str(limit), "received_bytes": str(size)})
-    return error
 
 
 def _not_found(document_id: UUID) -> ServiceError:

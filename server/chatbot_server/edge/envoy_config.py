@@ -1,0 +1,268 @@
+"""The edge's Envoy configuration, generated from settings so that nothing drifts by hand.
+
+Browsers reach the API over gRPC-Web or Connect; Envoy's filters turn both into gRPC over
+HTTP/2 towards the servers, which it balances, health-checks through `grpc.health.v1`
+and ejects when they fail. The console's three files are served from the same origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot_server.config import EdgeSettings
+
+CONSOLE_DIR = Path(__file__).parent / "console"
+# Path on the edge → (file in CONSOLE_DIR, content type).
+CONSOLE_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/console.css": ("console.css", "text/css; charset=utf-8"),
+}
+# Calls that stay open while the server streams: no route timeout, only a bound.
+STREAMING_METHODS = (
+    "/chatbot.v1.ChatService/StreamAnswer",
+    "/chatbot.v1.DocumentService/WatchDocument",
+)
+CLUSTER = "chatbot_grpc"
+_ALLOWED_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "content-type",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "connect-protocol-version",
+    "connect-timeout-ms",
+    "x-request-id",
+)
+_EXPOSED_HEADERS = (
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "x-request-id",
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+
+
+def parse_upstreams(raw: str) -> list[Upstream]:
+    """ "host:port[,host:port…]"; a host name resolves to every address it has (a headless
+    Service's pods, say)."""
+    upstreams = []
+    for part in (p.strip() for p in raw.split(",")):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"an upstream is host:port, got {part!r}")
+        upstreams.append(Upstream(host.strip("[]"), int(port)))
+    return upstreams
+
+
+def edge_origin(web_address: str) -> str:
+    """The console's own origin, which may always call the API."""
+    host, _, port = web_address.rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "localhost"
+    return f"http://{host}:{port}"
+
+
+def envoy_config(settings: EdgeSettings, upstreams: list[Upstream]) -> dict[str, Any]:
+    host, _, port = settings.web_address.rpartition(":")
+    return {
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "web",
+                    "address": _socket(host.strip("[]") or "0.0.0.0", int(port)),
+                    "filter_chains": [{"filters": [_http_connection_manager(settings)]}],
+                }
+            ],
+            "clusters": [_cluster(upstreams)],
+        },
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": _typed(
+                        "envoy.extensions.resource_monitors.downstream_connections.v3."
+                        "DownstreamConnectionsConfig",
+                        max_active_downstream_connections=settings.max_connections,
+                    ),
+                }
+            ]
+        },
+    }
+
+
+def _socket(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _typed(type_name: str, **fields: Any) -> dict[str, Any]:
+    return {"@type": f"type.googleapis.com/{type_name}", **fields}
+
+
+def _http_connection_manager(settings: EdgeSettings) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": _typed(
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            stat_prefix="web",
+            codec_type="AUTO",
+            use_remote_address=True,
+            # The servers read the client from x-forwarded-for, believing it only from the edge
+            # (TRUSTED_PROXIES). Envoy's own append would name this host instead of a client
+            # on loopback, so the route appends the peer's address as it is.
+            skip_xff_append=True,
+            preserve_external_request_id=True,
+            always_set_request_id_in_response=True,
+            # Answers send heartbeats well inside this, so only a dead stream is cut.
+            stream_idle_timeout="300s",
+            route_config=_routes(settings),
+            http_filters=[
+                _filter("envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors"),
+                _filter(
+                    "envoy.filters.http.grpc_web",
+                    "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",
+                ),
+                _filter(
+                    "envoy.filters.http.connect_grpc_bridge",
+                    "envoy.extensions.filters.http.connect_grpc_bridge.v3.FilterConfig",
+                ),
+                _filter(
+                    "envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router"
+                ),
+            ],
+        ),
+    }
+
+
+def _filter(name: str, type_name: str) -> dict[str, Any]:
+    return {"name": name, "typed_config": _typed(type_name)}
+
+
+def _routes(settings: EdgeSettings) -> dict[str, Any]:
+    stream_bound = f"{settings.max_stream_seconds:g}s"
+    streaming = [
+        {
+            "match": {"path": method},
+            "route": {
+                "cluster": CLUSTER,
+                "timeout": "0s",
+                "max_stream_duration": {
+                    "max_stream_duration": stream_bound,
+                    "grpc_timeout_header_max": stream_bound,
+                },
+            },
+        }
+        for method in STREAMING_METHODS
+    ]
+    console = [
+        {
+            "match": {"path": path, "headers": [_method_is("GET")]},
+            "direct_response": {"status": 200, "body": {"filename": str(CONSOLE_DIR / name)}},
+            "response_headers_to_add": [_header("content-type", content_type)],
+        }
+        for path, (name, content_type) in CONSOLE_FILES.items()
+    ]
+    unary_bound = f"{settings.request_timeout_seconds:g}s"
+    api = {
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": CLUSTER,
+            "timeout": unary_bound,
+            "max_stream_duration": {"grpc_timeout_header_max": unary_bound},
+        },
+    }
+    origins = [edge_origin(settings.web_address), *settings.cors_allowed_origins]
+    return {
+        "name": "web",
+        # The console's script is larger than Envoy's 4 KiB default for direct responses.
+        "max_direct_response_body_size_bytes": 8 * 1024 * 1024,
+        "virtual_hosts": [
+            {
+                "name": "chatbot",
+                "domains": ["*"],
+                "routes": [*console, *streaming, api],
+                "request_headers_to_add": [
+                    _header(
+                        "x-forwarded-for",
+                        "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                        "APPEND_IF_EXISTS_OR_ADD",
+                    )
+                ],
+                # Proxies in front of the edge must not gather a stream into bursts.
+                "response_headers_to_add": [_header("x-accel-buffering", "no")],
+                "typed_per_filter_config": {
+                    "envoy.filters.http.cors": _typed(
+                        "envoy.extensions.filters.http.cors.v3.CorsPolicy",
+                        allow_origin_string_match=[{"exact": origin} for origin in origins],
+                        allow_methods="GET, POST, OPTIONS",
+                        allow_headers=", ".join(_ALLOWED_HEADERS),
+                        expose_headers=", ".join(_EXPOSED_HEADERS),
+                        max_age="600",
+                    )
+                },
+            }
+        ],
+    }
+
+
+def _method_is(method: str) -> dict[str, Any]:
+    return {"name": ":method", "string_match": {"exact": method}}
+
+
+def _header(key: str, value: str, action: str = "OVERWRITE_IF_EXISTS_OR_ADD") -> dict[str, Any]:
+    return {"header": {"key": key, "value": value}, "append_action": action}
+
+
+def _cluster(upstreams: list[Upstream]) -> dict[str, Any]:
+    return {
+        "name": CLUSTER,
+        # Host names are resolved again and again, so a headless Service's pods come and go.
+        "type": "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "lb_policy": "ROUND_ROBIN",
+        "connect_timeout": "2s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _typed(
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                explicit_http_config={"http2_protocol_options": {}},
+            )
+        },
+        "load_assignment": {
+            "cluster_name": CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket(upstream.host, upstream.port)}}
+                        for upstream in upstreams
+                    ]
+                }
+            ],
+        },
+        # A server that answers NOT_SERVING (draining, or a dependency down) gets no new calls.
+        "health_checks": [
+            {
+                "timeout": "1s",
+                "interval": "2s",
+                "unhealthy_threshold": 2,
+                "healthy_threshold": 1,
+                "grpc_health_check": {},
+            }
+        ],
+        # A server whose calls keep failing is taken out for a while, between health checks.
+        "outlier_detection": {
+            "consecutive_gateway_failure": 3,
+            "base_ejection_time": "10s",
+        },
+    }

