@@ -15,10 +15,12 @@ $(INSTALLED): pyproject.toml clients/pyproject.toml requirements.lock
 install: $(INSTALLED)
 
 ## Start the server on its embedded defaults (PostgreSQL in .data/postgres, 127.0.0.1:50051,
-## metrics on http://127.0.0.1:9464/metrics unless METRICS_ADDRESS says otherwise).
+## metrics on http://127.0.0.1:9464/metrics unless METRICS_ADDRESS says otherwise), and the
+## edge beside it: the console and the API for browsers on http://127.0.0.1:8080/.
 run: install
-	@echo "gRPC on 127.0.0.1:50051; metrics on http://$${METRICS_ADDRESS:-127.0.0.1:9464}/metrics"
-	METRICS_ADDRESS=$${METRICS_ADDRESS:-127.0.0.1:9464} $(BIN)/chatbot-server serve
+	@echo "gRPC on $${GRPC_ADDRESS:-127.0.0.1:50051}; console and browser API on http://$${WEB_ADDRESS:-127.0.0.1:8080}/;" \
+	  "metrics on http://$${METRICS_ADDRESS:-127.0.0.1:9464}/metrics"
+	METRICS_ADDRESS=$${METRICS_ADDRESS:-127.0.0.1:9464} $(BIN)/chatbot-server serve --edge
 
 ## Run the test suite against real PostgreSQL + pgvector and a real Redis.
 test: install redis-server node

@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 class ServerProcess:
-    """`python -m chatbot_server COMMAND` with the given environment; stdout kept as events."""
+    """`python -m chatbot_server COMMAND [ARGS]` with the given environment; stdout kept as
+    events."""
 
     def __init__(
         self, env: dict[str, str], command: str = "serve", *, own_process_group: bool = False
@@ -30,7 +31,7 @@ class ServerProcess:
             sys.executable,
             "-m",
             "chatbot_server",
-            self.command,
+            *self.command.split(),
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
