@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench eval generate check-generated lock redis-server node clean
+.PHONY: install run test lint bench eval generate check-generated lock redis-server node chromium clean
 
 $(INSTALLED): pyproject.toml clients/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ run: install
 	METRICS_ADDRESS=$${METRICS_ADDRESS:-127.0.0.1:9464} $(BIN)/chatbot-server serve --edge
 
 ## Run the test suite against real PostgreSQL + pgvector and a real Redis.
-test: install redis-server node
+test: install redis-server node chromium
 	$(BIN)/python -m pytest
 
 ## ruff, mypy --strict, buf lint, buf breaking against main, generated code up to date.
@@ -77,6 +77,12 @@ node:
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 	  echo "installing nodejs and npm (Debian packages)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+## The console's tests drive Debian's Chromium through Playwright; install it if missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache examples/node/node_modules

@@ -36,6 +36,15 @@ class LogSink:
         return [event for event in parsed if event.get("event") == name]
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Keeps each phase's report on the test, so a fixture can tell that the test failed
+    (a browser test then saves a screenshot)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture(scope="session")
 def log_sink() -> LogSink:
     sink = LogSink()
