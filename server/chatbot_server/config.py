@@ -7,6 +7,7 @@ is checked; components take their own section (`settings.budget`, `settings.llm`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from chatbot_server.governance.rate_limit_rules import Rate, RateLimitPolicy, parse_rate
-from chatbot_server.platform.forwarding import LOOPBACK, IPNetwork, parse_networks
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = "127.0.0.0/8,::1/128"
 
 
 class SettingsError(ValueError):
@@ -107,6 +110,13 @@ def words(env: str, default: str) -> Any:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
 
     return _setting(env, read(env, default), read)
+
+
+def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated addresses or CIDR ranges; "none" for no network at all."""
+    if raw.strip().lower() == "none":
+        return ()
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(","))
 
 
 def networks(env: str, default: str) -> Any:

@@ -19,6 +19,7 @@ import structlog
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
+from chatbot_server.config import IPNetwork
 from chatbot_server.platform import metrics
 from chatbot_server.platform.call_context import (
     REQUEST_ID_KEY,
@@ -28,7 +29,7 @@ from chatbot_server.platform.call_context import (
 )
 from chatbot_server.platform.database import UNREACHABLE_ERRORS
 from chatbot_server.platform.errors import STATUS_DETAILS_KEY, ServiceError, bad_request
-from chatbot_server.platform.forwarding import FORWARDED_FOR_KEY, IPNetwork, client_address
+from chatbot_server.platform.forwarding import FORWARDED_FOR_KEY, client_address
 from chatbot_server.platform.interception import AroundInterceptor
 
 log = structlog.get_logger("chatbot_server.access")

@@ -12,19 +12,12 @@ import ipaddress
 import re
 from collections.abc import Sequence
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from chatbot_server.config import IPNetwork
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 FORWARDED_FOR_KEY = "x-forwarded-for"
-LOOPBACK = "127.0.0.0/8,::1/128"
 _PEER = re.compile(r"^ipv[46]:\[?(?P<address>[^\]]*?)\]?:\d+$")
-
-
-def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
-    """Comma-separated addresses or CIDR ranges; "none" for no trusted proxy at all."""
-    if raw.strip().lower() == "none":
-        return ()
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(","))
 
 
 def peer_address(peer: str) -> str:
