@@ -59,7 +59,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 def some_address() -> str:
     """A documentation address of its own, so that each test's limits start empty."""
-    return f"203.0.113.{random.randrange(1, 255)}"
+    return f"2001:db8::{random.getrandbits(16):x}:{random.getrandbits(16):x}"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,212 @@
+"""The web console in a real browser (Debian's Chromium through Playwright), served by the
+edge in front of a real server that answers through the fake model."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from chatbot.v1 import admin_service_pb2, chat_service_pb2
+from chatbot.v1.admin_service_pb2_grpc import AdminServiceStub
+from chatbot_server.answers.fake_openai import FakeOpenAI, Reply
+from tests.browser_support import SCREENSHOTS, chromium
+from tests.databases import MigratedDatabase, create_test_database
+from tests.documents_support import MANUAL_PAGES
+from tests.edge_support import running_edge
+from tests.governance_support import new_key
+from tests.pdfs import make_pdf
+from tests.servers import RunningServer, server_settings, start_server
+
+ANONYMOUS_LIMIT = 40
+WAIT_MS = 60_000
+
+
+@dataclass
+class Stack:
+    url: str
+    server: RunningServer
+    fake: FakeOpenAI
+    admin_secret: str
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stack(postgres_superuser_url: str, redis_url: str) -> AsyncIterator[Stack]:
+    database: MigratedDatabase = await create_test_database(
+        postgres_superuser_url, "chatbot_console"
+    )
+    fake = FakeOpenAI()
+    await fake.start()
+    server = await start_server(
+        server_settings(
+            database.app_url,
+            redis_url,
+            OPENROUTER_API_KEY="sk-or-test",
+            OPENROUTER_BASE_URL=fake.base_url,
+            RATE_LIMIT_ENABLED="true",
+            RATE_LIMIT_ANONYMOUS=f"{ANONYMOUS_LIMIT}/minute",
+            RATE_LIMIT_BURST="1000/second",
+            INGESTION_POLL_SECONDS="0.2",
+        )
+    )
+    _, admin_secret = await new_key(database.app_url, "console-admin", "admin")
+    async with running_edge([server.address]) as url:
+        yield Stack(url, server, fake, admin_secret)
+    await server.stop()
+    await fake.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as opened:
+        yield opened
+
+
+def some_address() -> str:
+    return f"2001:db8::{random.getrandbits(16):x}:{random.getrandbits(16):x}"
+
+
+async def new_context(browser: Browser, address: str) -> BrowserContext:
+    """A browser of its own, seen by the server at `address` (forwarded by the edge)."""
+    return await browser.new_context(
+        viewport={"width": 1100, "height": 900}, extra_http_headers={"x-forwarded-for": address}
+    )
+
+
+@pytest_asyncio.fixture
+async def page(
+    browser: Browser, stack: Stack, request: pytest.FixtureRequest
+) -> AsyncIterator[Page]:
+    context = await new_context(browser, some_address())
+    opened = await context.new_page()
+    await opened.goto(stack.url + "/")
+    yield opened
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        await opened.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
+    await context.close()
+
+
+async def upload_manual(page: Page, tmp_path: Path, name: str = "xpd42.pdf") -> None:
+    pdf = tmp_path / name
+    pdf.write_bytes(make_pdf(MANUAL_PAGES))
+    await page.get_by_role("tab", name="Documents").click()
+    await page.get_by_label("PDF files").set_input_files(str(pdf))
+    await expect(page.get_by_text("READY").first).to_be_visible(timeout=WAIT_MS)
+
+
+async def admin_logs(stack: Stack) -> list[admin_service_pb2.AnswerLog]:
+    async with grpc.aio.insecure_channel(stack.server.address) as channel:
+        response = await AdminServiceStub(channel).ListAnswerLogs(
+            admin_service_pb2.ListAnswerLogsRequest(page_size=100),
+            metadata=(("authorization", f"Bearer {stack.admin_secret}"),),
+        )
+    return list(response.entries)
+
+
+async def test_a_pdf_uploaded_through_the_page_becomes_ready(
+    page: Page, tmp_path: Path
+) -> None:
+    await upload_manual(page, tmp_path)
+    await expect(page.get_by_text("xpd42.pdf").first).to_be_visible()
+
+
+async def test_an_answer_streams_and_its_citation_opens_the_page(
+    page: Page, stack: Stack, tmp_path: Path
+) -> None:
+    await upload_manual(page, tmp_path, "cited.pdf")
+    pieces = ["Clean ", "the ", "air ", "intake ", "and ", "restart ", "the ", "unit ", "[1]."]
+    stack.fake.replies = [Reply(pieces, piece_delay=0.4)]
+    await page.get_by_role("tab", name="Chat").click()
+    await page.get_by_label("Question").fill("What does a blinking red LED mean?")
+    await page.get_by_role("button", name="Send").click()
+
+    answer = page.locator(".answer").last
+    await expect(answer).to_contain_text("Clean the air", timeout=WAIT_MS)
+    # The first words are on the page while the model is still writing.
+    await expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    assert "restart the unit" not in await answer.inner_text()
+
+    await expect(answer).to_contain_text("restart the unit", timeout=WAIT_MS)
+    await answer.get_by_role("link", name=re.compile(r"\[?1\]?")).first.click()
+    citation = page.locator(".citation").first
+    await expect(citation).to_contain_text("page 3")
+    await expect(citation).to_contain_text("Troubleshooting")
+
+
+async def test_stopping_a_slow_answer_records_it_as_cancelled(page: Page, stack: Stack) -> None:
+    stack.fake.replies = [Reply([f"word{n} " for n in range(40)], piece_delay=0.5)]
+    question = f"Tell me everything, slowly ({random.random()})"
+    await page.get_by_role("tab", name="Chat").click()
+    await page.get_by_label("Question").fill(question)
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.locator(".answer").last).to_contain_text("word1", timeout=WAIT_MS)
+    await page.get_by_role("button", name="Stop").click()
+    await expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+
+    for _ in range(50):
+        logs = [log for log in await admin_logs(stack) if log.question == question]
+        if logs:
+            break
+        await page.wait_for_timeout(100)
+    assert [log.finish_reason for log in logs] == [chat_service_pb2.FINISH_REASON_CANCELLED]
+
+
+async def test_the_admin_view_charts_what_answers_cost(page: Page, stack: Stack) -> None:
+    stack.fake.report_cost = 0.0125
+    await page.get_by_role("tab", name="Chat").click()
+    for n in range(2):
+        stack.fake.replies = [Reply(["Costly ", "answer."])]
+        await page.get_by_label("Question").fill(f"A question that costs money {n}")
+        await page.get_by_role("button", name="Send").click()
+        await expect(page.locator(".answer").last).to_contain_text("Costly answer", timeout=WAIT_MS)
+    stack.fake.report_cost = None
+
+    await page.get_by_label("API key").fill(stack.admin_secret)
+    await page.get_by_role("tab", name="Admin").click()
+    costs = page.locator("#spend-by-day")
+    await expect(costs).to_contain_text(re.compile(r"\$0\.0[2-9]|\$0\.[1-9]"), timeout=WAIT_MS)
+    await expect(page.locator("#spend-by-model")).to_contain_text("gpt-4o-mini")
+
+
+async def test_each_browser_behind_the_edge_has_limits_of_its_own(
+    browser: Browser, stack: Stack
+) -> None:
+    busy = await new_context(browser, some_address())
+    calm = await new_context(browser, some_address())
+    try:
+        page = await busy.new_page()
+        await page.goto(stack.url + "/")
+        await page.get_by_role("tab", name="Chat").click()
+        stack.fake.replies = [Reply(["ok"]) for _ in range(ANONYMOUS_LIMIT + 5)]
+        for n in range(ANONYMOUS_LIMIT):
+            await page.get_by_label("Question").fill(f"question {n}")
+            await page.get_by_role("button", name="Send").click()
+            alert = page.get_by_role("alert")
+            if await alert.count() and "retry in" in (await alert.first.inner_text()).lower():
+                break
+            await expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=WAIT_MS)
+        await expect(page.get_by_role("alert").first).to_contain_text(
+            re.compile(r"rate limited, retry in \d+ s", re.IGNORECASE), timeout=WAIT_MS
+        )
+
+        other = await calm.new_page()
+        await other.goto(stack.url + "/")
+        await other.get_by_role("tab", name="Chat").click()
+        stack.fake.replies = [Reply(["Still ", "served."])]
+        await other.get_by_label("Question").fill("Am I limited too?")
+        await other.get_by_role("button", name="Send").click()
+        await expect(other.locator(".answer").last).to_contain_text(
+            "Still served", timeout=WAIT_MS
+        )
+    finally:
+        await busy.close()
+        await calm.close()
