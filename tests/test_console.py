@@ -112,9 +112,7 @@ async def admin_logs(stack: Stack) -> list[admin_service_pb2.AnswerLog]:
     return list(response.entries)
 
 
-async def test_a_pdf_uploaded_through_the_page_becomes_ready(
-    page: Page, tmp_path: Path
-) -> None:
+async def test_a_pdf_uploaded_through_the_page_becomes_ready(page: Page, tmp_path: Path) -> None:
     await upload_manual(page, tmp_path)
     await expect(page.get_by_text("xpd42.pdf").first).to_be_visible()
 
@@ -204,9 +202,7 @@ async def test_each_browser_behind_the_edge_has_limits_of_its_own(
         stack.fake.replies = [Reply(["Still ", "served."])]
         await other.get_by_label("Question").fill("Am I limited too?")
         await other.get_by_role("button", name="Send").click()
-        await expect(other.locator(".answer").last).to_contain_text(
-            "Still served", timeout=WAIT_MS
-        )
+        await expect(other.locator(".answer").last).to_contain_text("Still served", timeout=WAIT_MS)
     finally:
         await busy.close()
         await calm.close()

@@ -26,7 +26,8 @@ from chatbot_client.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from chatbot_server.governance.rate_limit_rules import Limit, Rate, parse_rate
+from chatbot_server.config import Rate, parse_rate
+from chatbot_server.governance.rate_limit_rules import Limit
 from chatbot_server.governance.rate_limiter import (
     InProcessRateLimiter,
     RateLimiter,

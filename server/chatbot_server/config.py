@@ -15,10 +15,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from chatbot_server.governance.rate_limit_rules import Rate, RateLimitPolicy, parse_rate
-
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK = "127.0.0.0/8,::1/128"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` calls in any window of `seconds`."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        for unit, seconds in reversed(_UNITS.items()):
+            if self.seconds % seconds == 0:
+                multiple = self.seconds // seconds
+                return f"{self.count}/{'' if multiple == 1 else multiple}{unit}"
+        return f"{self.count}/{self.seconds}second"
+
+
+def parse_rate(text: str) -> Rate:
+    """'100/minute', '1000/hour', '20/second', '10/day', '5/10minutes'."""
+    match = _RATE.match(text)
+    if match is None:
+        raise ValueError(f"a rate is written like 100/minute or 1000/hour, got {text!r}")
+    count, multiple, unit = int(match[1]), int(match[2] or 1), match[3].lower()
+    if count < 1 or multiple < 1:
+        raise ValueError(f"a rate needs a count and a window of at least 1, got {text!r}")
+    return Rate(count, multiple * _UNITS[unit])
 
 
 class SettingsError(ValueError):
@@ -308,12 +334,6 @@ class RateLimitSettings:
     burst: Rate = rate("RATE_LIMIT_BURST", "20/second")
     # Redis unreachable: "open" serves unlimited, "closed" refuses with UNAVAILABLE.
     redis_failure: str = choice("RATE_LIMIT_REDIS_FAILURE", "open", ("open", "closed"))
-
-    @property
-    def policy(self) -> RateLimitPolicy:
-        return RateLimitPolicy(
-            self.anonymous, self.authenticated, self.chat, self.upload, self.burst
-        )
 
 
 @dataclass(frozen=True)

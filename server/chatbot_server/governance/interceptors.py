@@ -14,14 +14,14 @@ import structlog
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
-from chatbot_server.config import IdentitySettings, RateLimitSettings
+from chatbot_server.config import IdentitySettings, RateLimitSettings, parse_rate
 from chatbot_server.governance.api_keys import MalformedCredentials, secret_from_metadata
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.key_cache import ApiKeyCache
 from chatbot_server.governance.rate_limit_rules import (
     CHAT_METHOD,
     Decision,
-    parse_rate,
+    RateLimitPolicy,
     response_headers,
 )
 from chatbot_server.governance.rate_limiter import LimiterUnavailable, RateLimiter
@@ -113,7 +113,7 @@ def _invalid_key(why: str) -> ServiceError:
 
 
 def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) -> AroundInterceptor:
-    policy = settings.policy
+    policy = RateLimitPolicy.from_settings(settings)
     outage = False
 
     async def limit(method: str, context: grpc.aio.ServicerContext) -> None:

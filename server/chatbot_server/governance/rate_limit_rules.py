@@ -1,4 +1,4 @@
-"""Which rate limits apply to a call, and how a limit is written ("100/minute").
+"""Which rate limits apply to a call.
 
 Pure: the limiters (Redis and in-process) count; this decides what they count against.
 """
@@ -6,11 +6,10 @@ Pure: the limiters (Redis and in-process) count; this decides what they count ag
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+from chatbot_server.config import Rate, RateLimitSettings
+
 CHAT_METHOD = "/chatbot.v1.ChatService/StreamAnswer"
 # A file counts once against the upload limit, when it starts.
 UPLOAD_METHODS = frozenset(
@@ -21,32 +20,6 @@ UPLOAD_METHODS = frozenset(
 UPLOAD_PIECE_METHODS = frozenset(
     f"/chatbot.v1.DocumentService/{name}" for name in ("AppendUpload", "GetUpload")
 )
-
-
-@dataclass(frozen=True)
-class Rate:
-    """At most `count` calls in any window of `seconds`."""
-
-    count: int
-    seconds: int
-
-    def __str__(self) -> str:
-        for unit, seconds in reversed(_UNITS.items()):
-            if self.seconds % seconds == 0:
-                multiple = self.seconds // seconds
-                return f"{self.count}/{'' if multiple == 1 else multiple}{unit}"
-        return f"{self.count}/{self.seconds}second"
-
-
-def parse_rate(text: str) -> Rate:
-    """'100/minute', '1000/hour', '20/second', '10/day', '5/10minutes'."""
-    match = _RATE.match(text)
-    if match is None:
-        raise ValueError(f"a rate is written like 100/minute or 1000/hour, got {text!r}")
-    count, multiple, unit = int(match[1]), int(match[2] or 1), match[3].lower()
-    if count < 1 or multiple < 1:
-        raise ValueError(f"a rate needs a count and a window of at least 1, got {text!r}")
-    return Rate(count, multiple * _UNITS[unit])
 
 
 @dataclass(frozen=True)
@@ -64,6 +37,13 @@ class RateLimitPolicy:
     chat: Rate
     upload: Rate
     burst: Rate
+
+    @classmethod
+    def from_settings(cls, settings: RateLimitSettings) -> RateLimitPolicy:
+        return cls(
+            settings.anonymous, settings.authenticated, settings.chat, settings.upload,
+            settings.burst,
+        )  # fmt: skip
 
     def limits_for(self, method: str, authenticated: bool, override: Rate | None) -> list[Limit]:
         """Every limit a call counts against: the identity's, its method class's, burst."""
