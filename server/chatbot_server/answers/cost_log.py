@@ -8,6 +8,7 @@ import structlog
 from chatbot_server.answers.answer_log_store import AnswerLogEntry, record_call
 from chatbot_server.answers.pricing import to_usd
 from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.caller import current_caller
 from chatbot_server.platform.call_context import current_call
 from chatbot_server.retrieval.embeddings import EmbeddingUsage
 
@@ -24,7 +25,7 @@ async def record_embedding_usage(pool: asyncpg.Pool, budget: Budget, usage: Embe
             request_id=call.request_id if call else "",
             method=call.method if call else "ingestion/embeddings",
             identity=call.identity if call else "ingestion-worker",
-            api_key_id=call.api_key.id if call and call.api_key else None,
+            api_key_id=api_key.id if (api_key := current_caller().api_key) else None,
             embedding_model=usage.model,
             prompt_tokens=usage.prompt_tokens,
             cost_micro_usd=usage.cost_micro_usd,

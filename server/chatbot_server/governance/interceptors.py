@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2
 from chatbot_server.config import IdentitySettings, RateLimitSettings, parse_rate
 from chatbot_server.governance.api_keys import MalformedCredentials, secret_from_metadata
 from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.caller import current_caller, new_caller
 from chatbot_server.governance.key_cache import ApiKeyCache
 from chatbot_server.governance.rate_limit_rules import (
     CHAT_METHOD,
@@ -79,6 +80,7 @@ def _before(
 def identity_interceptor(keys: ApiKeyCache, settings: IdentitySettings) -> AroundInterceptor:
     async def identify(method: str, context: grpc.aio.ServicerContext) -> None:
         call = call_in_progress()
+        caller = new_caller()
         try:
             secret = secret_from_metadata(context.invocation_metadata())
         except MalformedCredentials as error:
@@ -96,13 +98,14 @@ def identity_interceptor(keys: ApiKeyCache, settings: IdentitySettings) -> Aroun
             key = await keys.lookup(secret)
             if key is None or key.revoked:
                 raise _invalid_key("the API key is unknown or revoked")
-            call.identity, call.api_key = f"key:{key.id}", key
-        if admin_required(method, settings.allow_anonymous) and call.role != "admin":
+            call.identity, caller.api_key = f"key:{key.id}", key
+        role = caller.role
+        if admin_required(method, settings.allow_anonymous) and role != "admin":
             raise ServiceError(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{method} needs an API key with the admin role",
                 reason="ADMIN_REQUIRED",
-                metadata={"method": method, "role": call.role},
+                metadata={"method": method, "role": role},
             )
 
     return _before(identify, governed)
@@ -119,7 +122,7 @@ def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) ->
     async def limit(method: str, context: grpc.aio.ServicerContext) -> None:
         nonlocal outage
         call = call_in_progress()
-        key = call.api_key
+        key = current_caller().api_key
         override = parse_rate(key.rate_limit) if key is not None and key.rate_limit else None
         limits = policy.limits_for(method, key is not None, override)
         try:
@@ -186,12 +189,12 @@ def _rate_limited(identity: str, decision: Decision) -> ServiceError:
 
 def budget_gate_interceptor(budget: Budget) -> AroundInterceptor:
     async def gate(method: str, context: grpc.aio.ServicerContext) -> None:
-        call = call_in_progress()
-        refusal = await budget.gate(call.api_key)
+        caller = current_caller()
+        refusal = await budget.gate(caller.api_key)
         if refusal is None:
             return
         if budget.exhausted_action == "offline":
-            call.budget_exhausted = refusal
+            caller.budget_exhausted = refusal
             return
         raise refusal
 

@@ -7,9 +7,6 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from chatbot_server.governance.api_keys import ApiKeyRecord
-from chatbot_server.platform.errors import ServiceError
-
 REQUEST_ID_KEY = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -25,16 +22,7 @@ class CallContext:
     client_address: str
     # Who is calling: "key:<API key id>", or "ip:<client address>" for an anonymous caller.
     identity: str = "anonymous"
-    # The caller's API key, when it presented one.
-    api_key: ApiKeyRecord | None = None
-    # Set when a budget is spent and BUDGET_EXHAUSTED_ACTION=offline: answer without a model.
-    budget_exhausted: ServiceError | None = None
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def role(self) -> str:
-        """admin or client for a key; anonymous without one."""
-        return self.api_key.role if self.api_key is not None else "anonymous"
 
 
 _current: ContextVar[CallContext | None] = ContextVar("chatbot_call_context", default=None)

@@ -14,6 +14,7 @@ from chatbot_server.answers import chat_store
 from chatbot_server.answers.answering import Answerer, Question
 from chatbot_server.answers.chat_store import ConversationRecord, MessageRecord
 from chatbot_server.conversions import timestamp
+from chatbot_server.governance.caller import current_caller
 from chatbot_server.platform import pagination
 from chatbot_server.platform.call_context import CallContext, call_in_progress
 from chatbot_server.platform.errors import ServiceError, bad_request
@@ -65,8 +66,8 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
             top_k=top_k,
             include_retrieval=request.include_retrieval,
             deadline_seconds=remaining if remaining is not None else None,
-            api_key=call.api_key,
-            budget_exhausted=call.budget_exhausted,
+            api_key=current_caller().api_key,
+            budget_exhausted=current_caller().budget_exhausted,
         )
         async for event in self._answerer.answer(question):
             yield event

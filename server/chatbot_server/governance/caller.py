@@ -1,0 +1,43 @@
+"""What governance found out about the caller of the call being handled: its API key, and
+whether the budget sent it offline. Set by the governance interceptors, read on the call's
+path; the platform's call context stays free of governance."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from chatbot_server.governance.api_keys import ApiKeyRecord
+from chatbot_server.platform.errors import ServiceError
+
+
+@dataclass
+class Caller:
+    # The caller's API key, when it presented one.
+    api_key: ApiKeyRecord | None = None
+    # Set when a budget is spent and BUDGET_EXHAUSTED_ACTION=offline: answer without a model.
+    budget_exhausted: ServiceError | None = None
+
+    @property
+    def role(self) -> str:
+        """admin or client for a key; anonymous without one."""
+        return self.api_key.role if self.api_key is not None else "anonymous"
+
+
+_current: ContextVar[Caller | None] = ContextVar("chatbot_caller", default=None)
+
+
+def new_caller() -> Caller:
+    """A fresh caller for the call that begins in this task."""
+    caller = Caller()
+    _current.set(caller)
+    return caller
+
+
+def current_caller() -> Caller:
+    """The caller of this task's call; an anonymous one outside governed calls."""
+    caller = _current.get()
+    if caller is None:
+        caller = Caller()
+        _current.set(caller)
+    return caller
