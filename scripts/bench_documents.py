@@ -34,10 +34,10 @@ from chatbot_server.documents.document_preparation import prepare_document
 from chatbot_server.documents.pdf_extraction import extract_document
 from chatbot_server.platform.database import EMBEDDED_DATABASE, EMBEDDED_OWNER_ROLE
 from chatbot_server.platform.logs import configure_logging
+from chatbot_server.platform.vector_codec import register_vector_codec
 from chatbot_server.retrieval import local_model
 from chatbot_server.retrieval.embeddings import LOCAL_MODELS, Embedder, LocalEmbeddings
 from chatbot_server.retrieval.hybrid_search import SearchFilter, find_candidates
-from chatbot_server.retrieval.vector_codec import register_vector_codec
 
 # Words with the skewed frequencies of real text (Zipf): a few very common, most rare.
 TECHNICAL_WORDS = """

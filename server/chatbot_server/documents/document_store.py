@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from chatbot_server.documents.chunking import Chunk
+from chatbot_server.platform.vector_codec import vector_text
 from chatbot_server.retrieval.text_search import text_search_config
-from chatbot_server.retrieval.vector_codec import vector_text
 
 DOCUMENT_COLUMNS = """
     id, title, filename, sha256, size_bytes, language, document_type, tags, status, error,

@@ -15,7 +15,7 @@ from chatbot_server.config import DatabaseSettings
 from chatbot_server.platform.bootstrap import DatabasePlan, bootstrap_database
 from chatbot_server.platform.embedded_postgres import EmbeddedPostgres
 from chatbot_server.platform.migrations import apply_migrations, require_current_schema
-from chatbot_server.retrieval.vector_codec import register_vector_codec
+from chatbot_server.platform.vector_codec import register_vector_codec
 
 log = structlog.get_logger(__name__)
 
