@@ -26,11 +26,13 @@ run: install
 test: install redis-server node chromium
 	$(BIN)/python -m pytest
 
-## ruff, mypy --strict, buf lint, buf breaking against main, generated code up to date.
+## ruff, mypy --strict, the import layers, buf lint, buf breaking against main, generated code
+## up to date.
 lint: install
 	$(BIN)/ruff check server clients tests scripts
 	$(BIN)/ruff format --check server clients tests scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/buf lint
 	$(BIN)/buf breaking --against '.git#branch=main'
 	$(BIN)/python scripts/generate_protos.py --check

@@ -29,7 +29,6 @@ from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import chat_service_pb2_grpc
 from chatbot_server.app import ChatbotServer
 from chatbot_server.config import Rate
-from chatbot_server.governance import budget_store
 from chatbot_server.governance.interceptors import (
     budget_gate_interceptor,
     identity_interceptor,
@@ -37,6 +36,7 @@ from chatbot_server.governance.interceptors import (
 )
 from chatbot_server.governance.key_management import create_key
 from chatbot_server.governance.rate_limit_rules import Limit
+from chatbot_server.money import budget_store
 from chatbot_server.platform.access_log import AccessLogInterceptor
 from chatbot_server.platform.logs import configure_logging
 

@@ -16,8 +16,8 @@ from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot_client import ChatbotClient
-from chatbot_server.answers.answer_log_store import AnswerLogEntry, record_call
 from chatbot_server.answers.fake_openai import Failure, FakeOpenAI, Reply
+from chatbot_server.money.ledger_store import AnswerLogEntry, record_call
 from tests.alert_receivers import MailReceiver, WebhookReceiver
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import upload_the_manual

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatbot_server.answers.pricing import (
+from chatbot_server.money.pricing import (
     FALLBACK_PRICE,
     call_cost_micro_usd,
     price_of,

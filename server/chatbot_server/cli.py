@@ -11,7 +11,6 @@ import sys
 
 import structlog
 
-from chatbot_server.answers.pricing import MICRO_USD_PER_USD
 from chatbot_server.app import ListenError, open_resources, run_edge, run_worker, serve
 from chatbot_server.config import Settings, SettingsError
 from chatbot_server.edge.envoy_config import envoy_config, parse_upstreams
@@ -27,6 +26,7 @@ from chatbot_server.maintenance.seeding import (
     seed_conversations,
     seed_documents,
 )
+from chatbot_server.money.pricing import MICRO_USD_PER_USD
 from chatbot_server.platform.bootstrap import BootstrapError, bootstrap_database, plan_from_urls
 from chatbot_server.platform.database import (
     DatabaseUnavailableError,

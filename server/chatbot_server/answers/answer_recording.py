@@ -17,11 +17,11 @@ import asyncpg
 import structlog
 
 from chatbot_server.answers import chat_store
-from chatbot_server.answers.answer_log_store import AnswerLogEntry, record_call
-from chatbot_server.answers.pricing import FREE, call_cost_micro_usd, to_usd
 from chatbot_server.answers.prompting import CHARS_PER_TOKEN
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import Assignment
+from chatbot_server.money.ledger_store import AnswerLogEntry, record_call
+from chatbot_server.money.pricing import FREE, call_cost_micro_usd, to_usd
 from chatbot_server.platform import metrics
 from chatbot_server.platform.database import DATABASE_ERRORS
 from chatbot_server.platform.errors import ServiceError

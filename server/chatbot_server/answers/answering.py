@@ -50,13 +50,13 @@ from chatbot_server.answers.llm import (
     ReportedUsage,
     TextDelta,
 )
-from chatbot_server.answers.pricing import to_usd, worst_case_micro_usd
 from chatbot_server.answers.prompting import SYSTEM_PROMPT, build_messages
 from chatbot_server.config import AnswerSettings, RetrievalSettings
 from chatbot_server.conversions import FINISH_REASONS, GROUNDINGS, retrieved_chunk
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import ActiveExperiment, Assignment
+from chatbot_server.money.pricing import to_usd, worst_case_micro_usd
 from chatbot_server.platform.errors import ServiceError, embedding_unavailable
 from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
-from chatbot_server.answers.answer_log_store import AnswerLogEntry, record_call
-from chatbot_server.answers.pricing import to_usd
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.caller import current_caller
+from chatbot_server.money.ledger_store import AnswerLogEntry, record_call
+from chatbot_server.money.pricing import to_usd
 from chatbot_server.platform.call_context import current_call
 from chatbot_server.retrieval.embeddings import EmbeddingUsage
 

@@ -22,12 +22,12 @@ import structlog
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
-from chatbot_server.answers.answer_log_store import GLOBAL_SCOPE
-from chatbot_server.answers.pricing import MICRO_USD_PER_USD, to_usd
 from chatbot_server.config import BudgetSettings
-from chatbot_server.governance import budget_store
 from chatbot_server.governance.alerts import BudgetAlerts
 from chatbot_server.governance.api_keys import ApiKeyRecord
+from chatbot_server.money import budget_store
+from chatbot_server.money.ledger_store import GLOBAL_SCOPE
+from chatbot_server.money.pricing import MICRO_USD_PER_USD, to_usd
 from chatbot_server.platform import metrics
 from chatbot_server.platform.errors import ServiceError
 

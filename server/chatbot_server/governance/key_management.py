@@ -8,7 +8,6 @@ import math
 import asyncpg
 import grpc
 
-from chatbot_server.answers.pricing import MICRO_USD_PER_USD
 from chatbot_server.config import parse_rate
 from chatbot_server.governance import api_key_store
 from chatbot_server.governance.api_keys import (
@@ -18,6 +17,7 @@ from chatbot_server.governance.api_keys import (
     new_secret,
     secret_sha256,
 )
+from chatbot_server.money.pricing import MICRO_USD_PER_USD
 from chatbot_server.platform.errors import ServiceError, bad_request
 
 

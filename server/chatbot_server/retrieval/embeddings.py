@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from chatbot_server.answers.pricing import call_cost_micro_usd
+from chatbot_server.money.pricing import call_cost_micro_usd
 from chatbot_server.platform import metrics
 from chatbot_server.retrieval import local_model, multilingual_model
 

@@ -17,9 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatbot.v1 import admin_service_pb2 as pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2
-from chatbot_server.answers import answer_log_store, chat_store
-from chatbot_server.answers.answer_log_store import GLOBAL_SCOPE, AnswerLogFilter
-from chatbot_server.answers.pricing import MICRO_USD_PER_USD, to_usd
+from chatbot_server.answers import chat_store
 from chatbot_server.conversions import FINISH_REASONS, GROUNDINGS, timestamp
 from chatbot_server.governance import api_key_store, experiment_store
 from chatbot_server.governance.api_keys import ApiKeyRecord
@@ -29,6 +27,9 @@ from chatbot_server.governance.experiments import ActiveExperiment
 from chatbot_server.governance.key_cache import ApiKeyCache
 from chatbot_server.governance.key_management import create_key, revoke_key
 from chatbot_server.governance.rate_limiter import LimiterUnavailable, RateLimiter
+from chatbot_server.money import ledger_store
+from chatbot_server.money.ledger_store import GLOBAL_SCOPE, AnswerLogFilter
+from chatbot_server.money.pricing import MICRO_USD_PER_USD, to_usd
 from chatbot_server.platform import pagination
 from chatbot_server.platform.errors import ServiceError, bad_request
 from chatbot_server.platform.validation import parse_uuid
@@ -69,7 +70,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         days = _days("days", request.days, 7)
         now = datetime.now(UTC)
         start = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), UTC)
-        total = await answer_log_store.cost_totals(self._pool, start, None)
+        total = await ledger_store.cost_totals(self._pool, start, None)
         by_day = {row["key"]: row for row in await self._totals(start, "day")}
         day_keys = [(start.date() + timedelta(days=n)).isoformat() for n in range(days)]
         return pb.GetCostReportResponse(
@@ -87,7 +88,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         )
 
     async def _totals(self, start: datetime, group: str) -> list[Any]:
-        return await answer_log_store.cost_totals(self._pool, start, group)
+        return await ledger_store.cost_totals(self._pool, start, group)
 
     async def _global_status(self) -> BudgetStatus:
         return await self._budget.status(GLOBAL_SCOPE, self._budget.daily_micro_usd)
@@ -119,7 +120,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         scope = f"answer_logs:{where}"
         limit = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token, scope)
-        rows = await answer_log_store.list_answer_logs(self._pool, where, limit + 1, after)
+        rows = await ledger_store.list_answer_logs(self._pool, where, limit + 1, after)
         page, token = pagination.split_page(
             rows, limit, scope, lambda row: (row["created_at"], row["id"])
         )
@@ -256,7 +257,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def _variant_results(self, experiment: ExperimentRecord) -> list[pb.VariantResults]:
         rows = {
             row["variant"]: row
-            for row in await answer_log_store.variant_results(self._pool, experiment.id)
+            for row in await ledger_store.variant_results(self._pool, experiment.id)
         }
         results = []
         for variant in experiment.variants:

@@ -1,6 +1,6 @@
 """The daily budget's reservations and totals in PostgreSQL: the named queries.
 
-The totals themselves are written by the ledger (`answer_log_store.record_call`).
+The totals themselves are written by the ledger (`ledger_store.record_call`).
 """
 
 from __future__ import annotations
