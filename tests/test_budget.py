@@ -17,7 +17,7 @@ from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2_grpc
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot_client import ChatbotClient
 from chatbot_server.answers.fake_openai import Failure, FakeOpenAI, Reply
-from chatbot_server.money.ledger_store import AnswerLogEntry, record_call
+from chatbot_server.money.ledger_store import AnswerLogEntry, RequestFacts, record_call
 from tests.alert_receivers import MailReceiver, WebhookReceiver
 from tests.databases import MigratedDatabase, create_test_database
 from tests.documents_support import upload_the_manual
@@ -110,9 +110,7 @@ async def seed_spend(rig: BudgetRig, usd: float) -> None:
         await record_call(
             pool,
             AnswerLogEntry(
-                request_id="seed",
-                method="/chatbot.v1.ChatService/StreamAnswer",
-                identity="seed",
+                RequestFacts("seed", "/chatbot.v1.ChatService/StreamAnswer", "seed"),
                 llm_model="openai/gpt-4o-mini",
                 cost_micro_usd=round(usd * 1_000_000),
                 cost_source="provider",

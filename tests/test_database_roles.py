@@ -28,6 +28,8 @@ TABLES = {
     "lexeme_stats",
     "chunk_totals",
     "section_embeddings",
+    "uploads",
+    "upload_pieces",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -18,9 +19,9 @@ import structlog
 
 from chatbot_server.answers import chat_store
 from chatbot_server.answers.prompting import CHARS_PER_TOKEN
-from chatbot_server.governance.budget import Budget
+from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import Assignment
-from chatbot_server.money.ledger_store import AnswerLogEntry, record_call
+from chatbot_server.money.ledger_store import AnswerLogEntry, RequestFacts, record_call
 from chatbot_server.money.pricing import FREE, call_cost_micro_usd, to_usd
 from chatbot_server.platform import metrics
 from chatbot_server.platform.database import DATABASE_ERRORS
@@ -30,6 +31,21 @@ from chatbot_server.retrieval.hybrid_search import Hit
 log = structlog.get_logger(__name__)
 
 _MESSAGE_STATUS = {"error": "failed", "cancelled": "cancelled"}
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """The answer's fixed facts: the request they came from, and where it is stored."""
+
+    request: RequestFacts
+    question: str
+    conversation_id: UUID
+    message_id: UUID
+    embedding_model: str
+    assignment: Assignment | None
+    started: float
+    # Stores the question (and a new conversation): before the answer message refers to it.
+    store_question: Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -58,24 +74,6 @@ class AnswerOutcome:
     grounding: str = "unspecified"
 
 
-@dataclass(frozen=True)
-class AnswerIdentity:
-    """Who asked, and the ids under which the answer is stored."""
-
-    request_id: str
-    method: str
-    identity: str
-    api_key_id: UUID | None
-    question: str
-    conversation_id: UUID
-    message_id: UUID
-    model: str
-    embedding_model: str
-    assignment: Assignment | None
-    # The budget reservations the ledger row settles.
-    reservation_ids: list[UUID]
-
-
 def cost_of(model: str, outcome: AnswerOutcome) -> tuple[int, str]:
     """Micro-USD and where the figure comes from (see `pricing.call_cost_micro_usd`)."""
     if not model:
@@ -102,77 +100,114 @@ def elapsed_ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
-async def record_answer(
-    pool: asyncpg.Pool,
-    budget: Budget,
-    answer: AnswerIdentity,
-    question_stored: asyncio.Future[None],
-    outcome: AnswerOutcome,
-    started: float,
-) -> None:
-    """Writes the answer message and its ledger row, which settles the call's budget
-    reservation to its real cost; logs `answer.finished`."""
-    estimate_unreported_usage(outcome)
-    micro, source = cost_of(answer.model, outcome)
-    total_ms = elapsed_ms(started)
-    try:
-        await question_stored
-        await chat_store.insert_message(
-            pool, answer.conversation_id, "assistant", "".join(outcome.text),
-            message_id=answer.message_id, citations=outcome.citations,
-            status=_MESSAGE_STATUS.get(outcome.finish_reason, "complete"),
-            model=answer.model, request_id=answer.request_id,
-        )  # fmt: skip
-        assignment = answer.assignment
-        spent = await record_call(
-            pool,
-            AnswerLogEntry(
-                request_id=answer.request_id,
-                method=answer.method,
-                identity=answer.identity,
-                api_key_id=answer.api_key_id,
-                conversation_id=answer.conversation_id,
-                message_id=answer.message_id,
-                question=answer.question,
-                llm_model=answer.model,
-                embedding_model=answer.embedding_model,
-                prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens,
-                cost_micro_usd=micro,
-                cost_source=source,
-                total_ms=total_ms,
-                retrieval_ms=outcome.retrieval_ms,
-                generation_ms=max(0, total_ms - outcome.retrieval_ms),
-                first_token_ms=outcome.first_token_ms,
-                chunks_retrieved=len(outcome.hits),
-                citation_count=len(outcome.citations),
-                top_similarity=max((h.candidate.similarity for h in outcome.hits), default=0.0),
-                experiment_id=assignment.experiment_id if assignment else None,
-                experiment_name=assignment.experiment_name if assignment else "",
-                experiment_variant=assignment.variant.name if assignment else "",
-                finish_reason=outcome.finish_reason,
-                error_type=outcome.error.reason if outcome.error else "",
-                error_message=outcome.error.message if outcome.error else "",
-                grounding=outcome.grounding,
-            ),
-            answer.reservation_ids,
+class AnswerRecorder:
+    """Writes one answer's message and ledger row exactly once, however the answer ends
+    (complete, failed, or cut because the caller left or the server is stopping), settling
+    its budget reservation. Once begun, the writing goes on even if the call is cancelled,
+    and the answerer's `recordings` let a stopping server wait for it."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        budget: Budget,
+        reservation: CallReservation,
+        recordings: set[asyncio.Future[None]],
+        answer: AnswerRecord,
+    ) -> None:
+        self._pool = pool
+        self._budget = budget
+        self._reservation = reservation
+        self._recordings = recordings
+        self._answer = answer
+        self._question_stored: asyncio.Future[None] | None = None
+        self.outcome = AnswerOutcome()
+        # The model the answer is made with; empty without one.
+        self.model = ""
+        self.recorded = False
+
+    def store_question(self) -> None:
+        """Stores the question (and a new conversation) beside whatever comes next."""
+        if self._question_stored is None:
+            self._question_stored = asyncio.ensure_future(self._answer.store_question())
+
+    async def record(self) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        self.store_question()
+        reservation_ids = await self._reservation.finished()
+        recording = asyncio.ensure_future(self._write(reservation_ids))
+        self._recordings.add(recording)
+        recording.add_done_callback(self._recordings.discard)
+        await asyncio.shield(recording)
+
+    async def _write(self, reservation_ids: list[UUID]) -> None:
+        """The answer message, then its ledger row, which settles the reservation to the
+        call's real cost; logs `answer.finished`."""
+        answer, outcome, model = self._answer, self.outcome, self.model
+        estimate_unreported_usage(outcome)
+        micro, source = cost_of(model, outcome)
+        total_ms = elapsed_ms(answer.started)
+        assert self._question_stored is not None
+        try:
+            await self._question_stored
+            await chat_store.insert_message(
+                self._pool, answer.conversation_id, "assistant", "".join(outcome.text),
+                message_id=answer.message_id, citations=outcome.citations,
+                status=_MESSAGE_STATUS.get(outcome.finish_reason, "complete"),
+                model=model, request_id=answer.request.request_id,
+            )  # fmt: skip
+            assignment = answer.assignment
+            spent = await record_call(
+                self._pool,
+                AnswerLogEntry(
+                    answer.request,
+                    conversation_id=answer.conversation_id,
+                    message_id=answer.message_id,
+                    question=answer.question,
+                    llm_model=model,
+                    embedding_model=answer.embedding_model,
+                    prompt_tokens=outcome.prompt_tokens,
+                    completion_tokens=outcome.completion_tokens,
+                    cost_micro_usd=micro,
+                    cost_source=source,
+                    total_ms=total_ms,
+                    retrieval_ms=outcome.retrieval_ms,
+                    generation_ms=max(0, total_ms - outcome.retrieval_ms),
+                    first_token_ms=outcome.first_token_ms,
+                    chunks_retrieved=len(outcome.hits),
+                    citation_count=len(outcome.citations),
+                    top_similarity=max((h.candidate.similarity for h in outcome.hits), default=0.0),
+                    experiment_id=assignment.experiment_id if assignment else None,
+                    experiment_name=assignment.experiment_name if assignment else "",
+                    experiment_variant=assignment.variant.name if assignment else "",
+                    finish_reason=outcome.finish_reason,
+                    error_type=outcome.error.reason if outcome.error else "",
+                    error_message=outcome.error.message if outcome.error else "",
+                    grounding=outcome.grounding,
+                ),
+                reservation_ids,
+            )
+            self._budget.spent(spent)
+        except DATABASE_ERRORS as error:
+            log.error("answer.not_recorded", error=f"{type(error).__name__}: {error}")
+        _count(model, outcome, micro)
+        log.info(
+            "answer.finished",
+            finish_reason=outcome.finish_reason,
+            model=model,
+            chunks=len(outcome.hits),
+            citations=len(outcome.citations),
+            grounding=outcome.grounding,
+            ms=total_ms,
         )
-        budget.spent(spent)
-    except DATABASE_ERRORS as error:
-        log.error("answer.not_recorded", error=f"{type(error).__name__}: {error}")
+
+
+def _count(model: str, outcome: AnswerOutcome, micro_usd: int) -> None:
     metrics.ANSWERS.labels(outcome.finish_reason, outcome.grounding).inc()
-    model = answer.model or "offline"
-    metrics.LLM_TOKENS.labels(model, "prompt").inc(outcome.prompt_tokens)
-    metrics.LLM_TOKENS.labels(model, "completion").inc(outcome.completion_tokens)
-    metrics.LLM_COST_USD.labels(model).inc(to_usd(micro))
+    name = model or "offline"
+    metrics.LLM_TOKENS.labels(name, "prompt").inc(outcome.prompt_tokens)
+    metrics.LLM_TOKENS.labels(name, "completion").inc(outcome.completion_tokens)
+    metrics.LLM_COST_USD.labels(name).inc(to_usd(micro_usd))
     if outcome.first_token_ms:
-        metrics.FIRST_TOKEN_SECONDS.labels(model).observe(outcome.first_token_ms / 1000)
-    log.info(
-        "answer.finished",
-        finish_reason=outcome.finish_reason,
-        model=answer.model,
-        chunks=len(outcome.hits),
-        citations=len(outcome.citations),
-        grounding=outcome.grounding,
-        ms=total_ms,
-    )
+        metrics.FIRST_TOKEN_SECONDS.labels(name).observe(outcome.first_token_ms / 1000)

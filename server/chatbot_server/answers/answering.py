@@ -1,7 +1,8 @@
-"""Answering a question: retrieve, prompt, stream the model's words, cite, log.
+"""Answering a question: retrieve, prompt, stream the model's words, cite, record.
 
-The events it yields are the StreamAnswer contract. Whatever happens (completion, a model
-failure, the caller cancelling), the answer message and its answer-log row are written.
+It yields plain events (`answer_events`) in the order of the StreamAnswer contract.
+Whatever happens (completion, a model failure, the caller cancelling), its recorder writes
+the answer message and its ledger row, once.
 """
 
 from __future__ import annotations
@@ -18,18 +19,24 @@ from uuid import UUID
 import asyncpg
 import grpc
 import structlog
-from google.protobuf.duration_pb2 import Duration
-from google.rpc import error_details_pb2, status_pb2
 
-from chatbot.v1 import chat_service_pb2 as pb
-from chatbot.v1 import common_pb2
 from chatbot_server.answers import chat_store
+from chatbot_server.answers.answer_events import (
+    AnswerEnded,
+    AnswerEvent,
+    AnswerStarted,
+    CitationsMade,
+    RetrievalFound,
+    StillWorking,
+    TextAdded,
+    UsageMeasured,
+)
 from chatbot_server.answers.answer_recording import (
-    AnswerIdentity,
     AnswerOutcome,
+    AnswerRecord,
+    AnswerRecorder,
     cost_of,
     elapsed_ms,
-    record_answer,
 )
 from chatbot_server.answers.citations import CitationRenumberer, stored_citation
 from chatbot_server.answers.grounding import (
@@ -50,13 +57,14 @@ from chatbot_server.answers.llm import (
     ReportedUsage,
     TextDelta,
 )
+from chatbot_server.answers.model_errors import model_failure
 from chatbot_server.answers.prompting import SYSTEM_PROMPT, build_messages
 from chatbot_server.config import AnswerSettings, RetrievalSettings
-from chatbot_server.conversions import FINISH_REASONS, GROUNDINGS, retrieved_chunk
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import ActiveExperiment, Assignment
-from chatbot_server.money.pricing import to_usd, worst_case_micro_usd
+from chatbot_server.money.ledger_store import RequestFacts
+from chatbot_server.money.pricing import worst_case_micro_usd
 from chatbot_server.platform.errors import ServiceError, embedding_unavailable
 from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
@@ -73,18 +81,8 @@ log = structlog.get_logger(__name__)
 # an estimate: a prompt that turns out larger is topped up before the model is called.
 SOURCE_BYTES_ESTIMATE = 1400
 HISTORY_MESSAGES = 10
-_COST_SOURCES = {
-    "provider": common_pb2.COST_SOURCE_PROVIDER,
-    "pricing_table": common_pb2.COST_SOURCE_PRICING_TABLE,
-    "estimated": common_pb2.COST_SOURCE_ESTIMATED,
-    "free": common_pb2.COST_SOURCE_FREE,
-}
-_LLM_ERRORS = {
-    "rate_limited": (grpc.StatusCode.RESOURCE_EXHAUSTED, "LLM_RATE_LIMITED"),
-    "unavailable": (grpc.StatusCode.UNAVAILABLE, "LLM_UNAVAILABLE"),
-    "bad_response": (grpc.StatusCode.UNAVAILABLE, "LLM_UNAVAILABLE"),
-    "timeout": (grpc.StatusCode.DEADLINE_EXCEEDED, "LLM_TIMEOUT"),
-}
+# Finish reasons a model may report; any other ends the answer as "stop".
+_MODEL_FINISH_REASONS = ("stop", "length", "content_filter")
 
 
 @dataclass(frozen=True)
@@ -94,9 +92,8 @@ class Question:
     conversation_id: UUID | None
     session_id: str
     title: str
-    identity: str
-    request_id: str
-    method: str
+    # Who asks, carried unchanged to the answer's ledger row.
+    request: RequestFacts
     language: str
     where: SearchFilter
     top_k: int
@@ -145,7 +142,7 @@ class Answerer:
         self._none_in_flight = asyncio.Event()
         self._none_in_flight.set()
 
-    async def answer(self, question: Question) -> AsyncIterator[pb.StreamAnswerResponse]:
+    async def answer(self, question: Question) -> AsyncIterator[AnswerEvent]:
         """The answer's events; counted in flight until its recording has begun."""
         self._in_flight += 1
         self._none_in_flight.clear()
@@ -158,126 +155,93 @@ class Answerer:
             if not self._in_flight:
                 self._none_in_flight.set()
 
-    async def _answer(self, question: Question) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
+    async def _answer(self, question: Question) -> AsyncGenerator[AnswerEvent, None]:
         started = time.perf_counter()
-        outcome = AnswerOutcome()
         conversation_id = question.conversation_id or uuid.uuid4()
         question_id, message_id = uuid.uuid4(), uuid.uuid4()
         plan = await self._plan(question, conversation_id)
-        model = plan.model
-        stored: asyncio.Future[None] | None = None
         reservation = CallReservation(self._budget, question.api_key)
-        recorded = False
-
-        async def record() -> None:
-            """Stores the answer and its ledger row, once: before `done` is sent, or as the
-            call is cut (the caller left, or the server is stopping)."""
-            nonlocal recorded, stored
-            if recorded:
-                return
-            recorded = True
-            if stored is None:
-                stored = asyncio.ensure_future(
-                    self._store_question(question, conversation_id, question_id)
-                )
-            answer = AnswerIdentity(
-                request_id=question.request_id,
-                method=question.method,
-                identity=question.identity,
-                api_key_id=question.api_key.id if question.api_key else None,
+        recorder = AnswerRecorder(
+            self._pool,
+            self._budget,
+            reservation,
+            self._recordings,
+            AnswerRecord(
+                request=question.request,
                 question=question.text,
                 conversation_id=conversation_id,
                 message_id=message_id,
-                model=model,
                 embedding_model=self._embedder.model_name,
                 assignment=plan.assignment,
-                reservation_ids=await reservation.finished(),
-            )
-            recording = asyncio.ensure_future(
-                record_answer(self._pool, self._budget, answer, stored, outcome, started)
-            )
-            self._recordings.add(recording)
-            recording.add_done_callback(self._recordings.discard)
-            await asyncio.shield(recording)
-
+                started=started,
+                store_question=lambda: self._store_question(question, conversation_id, question_id),
+            ),
+        )
+        recorder.model = plan.model
+        outcome = recorder.outcome
         try:
-            yield pb.StreamAnswerResponse(
-                started=pb.AnswerStarted(
-                    conversation_id=str(conversation_id),
-                    user_message_id=str(question_id),
-                    assistant_message_id=str(message_id),
-                    request_id=question.request_id,
-                    model=model,
-                    offline=not model,
-                    experiment=_assignment_proto(plan.assignment),
-                )
+            yield AnswerStarted(
+                conversation_id=conversation_id,
+                user_message_id=question_id,
+                assistant_message_id=message_id,
+                request_id=question.request.request_id,
+                model=plan.model,
+                assignment=plan.assignment,
             )
             history = (
                 await self._history(conversation_id, question_id)
                 if question.conversation_id
                 else []
             )
-            if model:
-                reservation.start(self._estimated_worst_case(question, model, plan, history))
+            if plan.model:
+                reservation.start(self._estimated_worst_case(question, plan, history))
             retrieval = await self._retrieve(question, plan, outcome, started)
             outcome.hits = retrieval.hits
             # The question is stored while the model thinks: nothing on the way to the first
             # token waits for it (and retrieval, on two cores, ran faster without it).
-            stored = asyncio.ensure_future(
-                self._store_question(question, conversation_id, question_id)
-            )
+            recorder.store_question()
             if question.include_retrieval:
-                yield pb.StreamAnswerResponse(
-                    retrieval=pb.RetrievalResults(chunks=[retrieved_chunk(h) for h in outcome.hits])
-                )
+                yield RetrievalFound(outcome.hits)
             warnings = []
             if not outcome.hits:
                 warnings.append("no document matched the question")
             messages: list[dict[str, str]] = []
-            if model and outcome.hits:
+            if plan.model and outcome.hits:
                 messages = build_messages(
                     question.text, outcome.hits, history,
                     self._settings.history_token_budget, plan.system_prompt,
                 )  # fmt: skip
                 prompt_bytes = sum(len(m["content"].encode()) for m in messages)
                 assert self._llm is not None
-                worst_case = worst_case_micro_usd(model, prompt_bytes, self._llm.max_output_tokens)
+                worst_case = worst_case_micro_usd(
+                    plan.model, prompt_bytes, self._llm.max_output_tokens
+                )
                 try:
                     await reservation.cover(worst_case)
                 except ServiceError as refusal:
                     if self._budget.exhausted_action != "offline":
                         raise
-                    model, messages = "", []
+                    recorder.model, messages = "", []
                     warnings.append(_offline_for_budget(refusal))
             if plan.offline_warning:
                 warnings.append(plan.offline_warning)
             events = (
-                self._generate(question, model, messages, plan, outcome)
+                self._generate(question, recorder.model, messages, plan, outcome)
                 if messages
                 else self._offline(question, outcome, retrieval)
             )
             async for event in self._with_heartbeats(events, started):
-                if outcome.first_token_ms == 0 and event.WhichOneof("event") == "delta":
+                if outcome.first_token_ms == 0 and isinstance(event, TextAdded):
                     outcome.first_token_ms = elapsed_ms(started)
                 yield event
-            yield pb.StreamAnswerResponse(
-                citations=pb.AnswerCitations(
-                    citations=[common_pb2.Citation(**c) for c in outcome.citations]
-                )
-            )
-            yield pb.StreamAnswerResponse(usage=self._usage(model, outcome, started))
-            await record()
-            yield pb.StreamAnswerResponse(
-                done=pb.AnswerDone(
-                    finish_reason=FINISH_REASONS[outcome.finish_reason],
-                    warnings=warnings,
-                    grounding=GROUNDINGS[outcome.grounding],
-                )
-            )
+            yield CitationsMade(outcome.citations)
+            yield _usage(recorder.model, outcome, started)
+            await recorder.record()
+            yield AnswerEnded(outcome.finish_reason, outcome.grounding, warnings)
         except asyncio.CancelledError:
             # An answer recorded already was complete; otherwise the caller did not get it
             # all, whatever the generator had reached (offline answers are made at once).
-            if not recorded:
+            if not recorder.recorded:
                 outcome.grounding = "unspecified"
                 outcome.finish_reason = "cancelled"
             if _deadline_passed(question, started):
@@ -290,16 +254,11 @@ class Answerer:
             raise
         except ServiceError as error:
             outcome.finish_reason, outcome.error = "error", error
-            await record()
-            yield pb.StreamAnswerResponse(
-                done=pb.AnswerDone(
-                    finish_reason=pb.FINISH_REASON_ERROR,
-                    error=status_pb2.Status(code=error.code.value[0], message=error.message),
-                )
-            )
+            await recorder.record()
+            yield AnswerEnded("error", error=error)
             raise
         finally:
-            await record()
+            await recorder.record()
 
     async def drain(self) -> None:
         """Waits until every answer has ended and been recorded: the server calls this after
@@ -337,25 +296,25 @@ class Answerer:
         )
 
     def _estimated_worst_case(
-        self, question: Question, model: str, plan: _Plan, history: list[tuple[str, str]]
+        self, question: Question, plan: _Plan, history: list[tuple[str, str]]
     ) -> int:
         """What the call will likely reserve, before retrieval has found its sources."""
         assert self._llm is not None
         known = plan.system_prompt + question.text + "".join(text for _, text in history)
         prompt_bytes = len(known.encode()) + plan.top_k * SOURCE_BYTES_ESTIMATE
-        return worst_case_micro_usd(model, prompt_bytes, self._llm.max_output_tokens)
+        return worst_case_micro_usd(plan.model, prompt_bytes, self._llm.max_output_tokens)
 
     async def _store_question(
         self, question: Question, conversation_id: UUID, question_id: UUID
     ) -> None:
         if question.conversation_id is None:
             await chat_store.create_conversation(
-                self._pool, question.identity, question.session_id, question.title,
+                self._pool, question.request.identity, question.session_id, question.title,
                 conversation_id=conversation_id,
             )  # fmt: skip
         await chat_store.insert_message(
             self._pool, conversation_id, "user", question.text,
-            message_id=question_id, request_id=question.request_id,
+            message_id=question_id, request_id=question.request.request_id,
         )  # fmt: skip
 
     async def _history(self, conversation_id: UUID, question_id: UUID) -> list[tuple[str, str]]:
@@ -379,7 +338,7 @@ class Answerer:
 
     async def _offline(
         self, question: Question, outcome: AnswerOutcome, retrieval: Retrieval
-    ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
+    ) -> AsyncGenerator[AnswerEvent, None]:
         """An extractive answer: the most relevant sentences of the best passages, each
         cited; or, when the passages do not hold an answer, a plain not found. Both in the
         question's language."""
@@ -398,7 +357,7 @@ class Answerer:
             outcome.grounding = "not_found"
         outcome.text.append(text)
         outcome.finish_reason = "stop"
-        yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=text))
+        yield TextAdded(text)
 
     async def _generate(
         self,
@@ -407,7 +366,7 @@ class Answerer:
         messages: list[dict[str, str]],
         plan: _Plan,
         outcome: AnswerOutcome,
-    ) -> AsyncGenerator[pb.StreamAnswerResponse, None]:
+    ) -> AsyncGenerator[AnswerEvent, None]:
         assert self._llm is not None
         outcome.prompt_chars = sum(len(message["content"]) for message in messages)
         renumberer = CitationRenumberer(len(outcome.hits))
@@ -430,22 +389,14 @@ class Answerer:
                     outcome.provider_cost_usd = event.cost_usd
                     continue
                 elif isinstance(event, Finished):
-                    known = event.reason in FINISH_REASONS
+                    known = event.reason in _MODEL_FINISH_REASONS
                     outcome.finish_reason = event.reason if known else "stop"
                     continue
                 if text:
                     outcome.text.append(text)
-                    yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=text))
+                    yield TextAdded(text)
         except LlmError as error:
-            code, reason = _LLM_ERRORS[error.kind]
-            details = []
-            if error.retry_after is not None:
-                details.append(
-                    error_details_pb2.RetryInfo(
-                        retry_delay=Duration(seconds=int(error.retry_after) + 1)
-                    )
-                )
-            raise ServiceError(code, str(error), reason=reason, details=details) from error
+            raise model_failure(error) from error
         finally:
             span.set_attribute("llm.completion_tokens", outcome.completion_tokens)
             span.end()
@@ -460,24 +411,22 @@ class Answerer:
         outcome.grounding = "not_found" if reply.not_found else "answered"
         if rest:
             outcome.text.append(rest)
-            yield pb.StreamAnswerResponse(delta=pb.AnswerDelta(text=rest))
+            yield TextAdded(rest)
         if outcome.finish_reason == "cancelled":
             outcome.finish_reason = "stop"
 
     async def _with_heartbeats(
-        self, events: AsyncGenerator[pb.StreamAnswerResponse, None], started: float
-    ) -> AsyncIterator[pb.StreamAnswerResponse]:
+        self, events: AsyncGenerator[AnswerEvent, None], started: float
+    ) -> AsyncIterator[AnswerEvent]:
         """Passes events on, adding a heartbeat whenever the source is quiet for a while."""
-        pending: asyncio.Future[pb.StreamAnswerResponse] | None = None
+        pending: asyncio.Future[AnswerEvent] | None = None
         try:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(events))
                 done, _ = await asyncio.wait({pending}, timeout=self._settings.heartbeat_seconds)
                 if not done:
-                    yield pb.StreamAnswerResponse(
-                        heartbeat=pb.Heartbeat(elapsed_ms=elapsed_ms(started))
-                    )
+                    yield StillWorking(elapsed_ms(started))
                     continue
                 try:
                     event = pending.result()
@@ -492,21 +441,19 @@ class Answerer:
                     await pending
             await events.aclose()
 
-    def _usage(self, model: str, outcome: AnswerOutcome, started: float) -> pb.AnswerUsage:
-        micro, source = cost_of(model, outcome)
-        return pb.AnswerUsage(
-            model=model,
-            usage=common_pb2.Usage(
-                prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens,
-                total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
-                cost_usd=to_usd(micro),
-                cost_source=_COST_SOURCES[source],
-            ),
-            retrieval_ms=outcome.retrieval_ms,
-            first_token_ms=outcome.first_token_ms,
-            total_ms=elapsed_ms(started),
-        )
+
+def _usage(model: str, outcome: AnswerOutcome, started: float) -> UsageMeasured:
+    micro, source = cost_of(model, outcome)
+    return UsageMeasured(
+        model=model,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        cost_micro_usd=micro,
+        cost_source=source,
+        retrieval_ms=outcome.retrieval_ms,
+        first_token_ms=outcome.first_token_ms,
+        total_ms=elapsed_ms(started),
+    )
 
 
 def _citation(number: int, hit: Hit) -> dict[str, Any]:
@@ -525,16 +472,6 @@ def _citation(number: int, hit: Hit) -> dict[str, Any]:
 
 def _offline_for_budget(refusal: ServiceError) -> str:
     return f"offline: {refusal.message}; the answer quotes the retrieved passages"
-
-
-def _assignment_proto(assignment: Assignment | None) -> pb.ExperimentAssignment | None:
-    if assignment is None:
-        return None
-    return pb.ExperimentAssignment(
-        experiment_id=str(assignment.experiment_id),
-        experiment_name=assignment.experiment_name,
-        variant=assignment.variant.name,
-    )
 
 
 def _deadline_passed(question: Question, started: float) -> bool:

@@ -6,26 +6,23 @@ import asyncpg
 import structlog
 
 from chatbot_server.governance.budget import Budget
-from chatbot_server.governance.caller import current_caller
-from chatbot_server.money.ledger_store import AnswerLogEntry, record_call
+from chatbot_server.governance.caller import request_facts
+from chatbot_server.money.ledger_store import AnswerLogEntry, RequestFacts, record_call
 from chatbot_server.money.pricing import to_usd
-from chatbot_server.platform.call_context import current_call
 from chatbot_server.retrieval.embeddings import EmbeddingUsage
 
 log = structlog.get_logger(__name__)
+# Embedding calls outside any RPC are the ingestion worker's.
+_INGESTION = RequestFacts("", "ingestion/embeddings", "ingestion-worker")
 
 
 async def record_embedding_usage(pool: asyncpg.Pool, budget: Budget, usage: EmbeddingUsage) -> None:
     """One ledger row per call to a paid embedding endpoint: tokens, cost, latency, error.
     Its cost counts toward the day's budget (the caller's key's too, for a search)."""
-    call = current_call()
     spent = await record_call(
         pool,
         AnswerLogEntry(
-            request_id=call.request_id if call else "",
-            method=call.method if call else "ingestion/embeddings",
-            identity=call.identity if call else "ingestion-worker",
-            api_key_id=api_key.id if (api_key := current_caller().api_key) else None,
+            request_facts() or _INGESTION,
             embedding_model=usage.model,
             prompt_tokens=usage.prompt_tokens,
             cost_micro_usd=usage.cost_micro_usd,

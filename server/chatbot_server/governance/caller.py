@@ -8,6 +8,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from chatbot_server.governance.api_keys import ApiKeyRecord
+from chatbot_server.money.ledger_store import RequestFacts
+from chatbot_server.platform.call_context import CallContext, current_call
 from chatbot_server.platform.errors import ServiceError
 
 
@@ -41,3 +43,14 @@ def current_caller() -> Caller:
         caller = Caller()
         _current.set(caller)
     return caller
+
+
+def request_facts() -> RequestFacts | None:
+    """The facts of the call being handled, for its ledger rows; None outside a call."""
+    call = current_call()
+    return request_facts_of(call) if call is not None else None
+
+
+def request_facts_of(call: CallContext) -> RequestFacts:
+    key = current_caller().api_key
+    return RequestFacts(call.request_id, call.method, call.identity, key.id if key else None)

@@ -20,13 +20,21 @@ GLOBAL_SCOPE = "global"
 
 
 @dataclass(frozen=True)
-class AnswerLogEntry:
-    """One model call (an answer's, or a paid embedding call's), as the ledger records it."""
+class RequestFacts:
+    """Who made a call and which call it was: made once where the call is served, and
+    carried unchanged to its ledger row."""
 
     request_id: str
     method: str
     identity: str
     api_key_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class AnswerLogEntry:
+    """One model call (an answer's, or a paid embedding call's), as the ledger records it."""
+
+    request: RequestFacts
     llm_model: str = ""
     embedding_model: str = ""
     conversation_id: UUID | None = None
@@ -57,7 +65,10 @@ async def record_call(
 ) -> int:
     """Writes the row, adds its cost to today's totals and releases the call's reservations;
     returns the global total of the row's day, in micro-USD."""
-    scopes = [GLOBAL_SCOPE] if entry.api_key_id is None else [GLOBAL_SCOPE, str(entry.api_key_id)]
+    request = entry.request
+    scopes = (
+        [GLOBAL_SCOPE] if request.api_key_id is None else [GLOBAL_SCOPE, str(request.api_key_id)]
+    )
     async with pool.acquire() as conn, conn.transaction():
         if reservation_ids:
             await conn.execute(
@@ -88,7 +99,7 @@ async def record_call(
             )
             SELECT spent_micro_usd FROM totals WHERE scope = 'global'
             """,
-            entry.request_id, entry.method, entry.identity, entry.api_key_id,
+            request.request_id, request.method, request.identity, request.api_key_id,
             entry.conversation_id, entry.message_id, entry.question, entry.llm_model,
             entry.embedding_model, entry.prompt_tokens, entry.completion_tokens,
             entry.cost_micro_usd, entry.cost_source, entry.total_ms, entry.retrieval_ms,

@@ -18,7 +18,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from chatbot.v1 import admin_service_pb2 as pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2
 from chatbot_server.answers import chat_store
-from chatbot_server.conversions import FINISH_REASONS, GROUNDINGS, timestamp
 from chatbot_server.governance import api_key_store, experiment_store
 from chatbot_server.governance.api_keys import ApiKeyRecord
 from chatbot_server.governance.budget import BLOCKED, NORMAL, WARNING, Budget, BudgetStatus
@@ -33,6 +32,7 @@ from chatbot_server.money.pricing import MICRO_USD_PER_USD, to_usd
 from chatbot_server.platform import pagination
 from chatbot_server.platform.errors import ServiceError, bad_request
 from chatbot_server.platform.validation import parse_uuid
+from chatbot_server.services.conversions import FINISH_REASONS, GROUNDINGS, timestamp
 
 _LEVELS = {
     NORMAL: pb.BUDGET_LEVEL_NORMAL,

@@ -13,12 +13,13 @@ from chatbot.v1 import chat_service_pb2_grpc, common_pb2
 from chatbot_server.answers import chat_store
 from chatbot_server.answers.answering import Answerer, Question
 from chatbot_server.answers.chat_store import ConversationRecord, MessageRecord
-from chatbot_server.conversions import timestamp
-from chatbot_server.governance.caller import current_caller
+from chatbot_server.governance.caller import current_caller, request_facts_of
 from chatbot_server.platform import pagination
 from chatbot_server.platform.call_context import CallContext, call_in_progress
 from chatbot_server.platform.errors import ServiceError, bad_request
 from chatbot_server.platform.validation import bounded_int, bounded_text, language_code, parse_uuid
+from chatbot_server.services.answer_messages import stream_answer_response
+from chatbot_server.services.conversions import timestamp
 from chatbot_server.services.documents import search_filter
 
 _ROLES = {"user": pb.MESSAGE_ROLE_USER, "assistant": pb.MESSAGE_ROLE_ASSISTANT}
@@ -58,9 +59,7 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
             conversation_id=conversation_id,
             session_id=session_id,
             title=_title(text),
-            identity=call.identity,
-            request_id=call.request_id,
-            method=call.method,
+            request=request_facts_of(call),
             language=language,
             where=where,
             top_k=top_k,
@@ -70,7 +69,7 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
             budget_exhausted=current_caller().budget_exhausted,
         )
         async for event in self._answerer.answer(question):
-            yield event
+            yield stream_answer_response(event)
 
     async def CreateConversation(
         self, request: pb.CreateConversationRequest, context: object

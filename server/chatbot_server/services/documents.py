@@ -14,7 +14,6 @@ import grpc
 from chatbot.v1 import chat_service_pb2, common_pb2, document_service_pb2, document_service_pb2_grpc
 from chatbot_server.answers.grounding import documents_answer
 from chatbot_server.config import DocumentSettings, RetrievalSettings
-from chatbot_server.conversions import RETRIEVAL_MODES, retrieved_chunk, timestamp
 from chatbot_server.documents import document_store
 from chatbot_server.documents.document_store import DocumentFilter, DocumentRecord, NewDocument
 from chatbot_server.documents.upload_memory import HeldBytes, UploadMemory
@@ -23,6 +22,7 @@ from chatbot_server.platform.errors import ServiceError, bad_request, embedding_
 from chatbot_server.platform.validation import bounded_int, bounded_text, language_code, parse_uuid
 from chatbot_server.retrieval.embeddings import Embedder, EmbeddingError
 from chatbot_server.retrieval.hybrid_search import SearchFilter, retrieve
+from chatbot_server.services.conversions import RETRIEVAL_MODES, retrieved_chunk, timestamp
 from chatbot_server.services.upload_checks import check_content, new_document, too_large
 from chatbot_server.services.uploads import ResumableUploads
 

@@ -11,7 +11,6 @@ import grpc
 
 from chatbot.v1 import document_service_pb2 as pb
 from chatbot_server.config import DocumentSettings
-from chatbot_server.conversions import timestamp
 from chatbot_server.documents import document_store, upload_store
 from chatbot_server.documents.document_store import DocumentRecord, NewDocument
 from chatbot_server.documents.upload_memory import UploadMemory
@@ -19,6 +18,7 @@ from chatbot_server.documents.upload_store import AppendResult, UploadRecord
 from chatbot_server.platform.call_context import call_in_progress
 from chatbot_server.platform.errors import ServiceError, bad_request
 from chatbot_server.platform.validation import parse_uuid
+from chatbot_server.services.conversions import timestamp
 from chatbot_server.services.upload_checks import (
     check_content,
     is_hex_sha256,
