@@ -19,7 +19,13 @@ from grpc_health.v1 import health_pb2_grpc
 from chatbot_server.answers.answering import Answerer
 from chatbot_server.answers.cost_log import record_embedding_usage
 from chatbot_server.answers.llm import LlmClient
-from chatbot_server.config import DocumentSettings, EdgeSettings, EmbeddingSettings, Settings
+from chatbot_server.config import (
+    DocumentSettings,
+    EdgeSettings,
+    EmbeddingSettings,
+    ServerSettings,
+    Settings,
+)
 from chatbot_server.documents import document_store
 from chatbot_server.documents.chunking import ChunkingPolicy
 from chatbot_server.documents.ingestion import IngestionWorker
@@ -77,6 +83,18 @@ _SERVER_OPTIONS = [
     # GOAWAY too_many_pings, which breaks common client settings such as a 10 s keepalive.
     ("grpc.http2.max_ping_strikes", 0),
 ]
+
+
+def _connection_age(settings: ServerSettings) -> list[tuple[str, int]]:
+    if not settings.max_connection_age_seconds:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", round(settings.max_connection_age_seconds * 1000)),
+        (
+            "grpc.max_connection_age_grace_ms",
+            round(settings.max_connection_age_grace_seconds * 1000),
+        ),
+    ]
 
 
 class ListenError(OSError):
@@ -248,6 +266,7 @@ class ChatbotServer:
             interceptors=interceptors,
             options=[
                 *_SERVER_OPTIONS,
+                *_connection_age(settings.server),
                 (
                     "grpc.max_receive_message_length",
                     core_message_limit(settings.server.max_receive_message_bytes),

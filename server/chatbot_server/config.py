@@ -177,6 +177,13 @@ class ServerSettings:
     max_receive_message_bytes: int = integer("MAX_RECEIVE_MESSAGE_BYTES", 4 * 1024 * 1024, 1024)
     # "production" refuses `chatbot-server seed`.
     environment: str = text("ENVIRONMENT", "development")
+    # A connection older than this is asked to go away (GOAWAY), so that long-lived clients
+    # spread over replicas added since; 0 keeps connections for ever.
+    max_connection_age_seconds: float = number("GRPC_MAX_CONNECTION_AGE_SECONDS", 1800.0, 0.0)
+    # How long calls on such a connection may still finish: longer than the longest answer.
+    max_connection_age_grace_seconds: float = number(
+        "GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", 300.0, 0.0
+    )
     # host:port of the Prometheus endpoint (/metrics); unset serves no metrics.
     metrics_address: str | None = optional_text("METRICS_ADDRESS")
 
