@@ -28,7 +28,7 @@ test: install redis-server node chromium
 
 ## ruff, mypy --strict, the import layers, buf lint, buf breaking against main, generated code
 ## up to date.
-lint: install
+lint: install node
 	$(BIN)/ruff check server clients tests scripts
 	$(BIN)/ruff format --check server clients tests scripts
 	$(BIN)/mypy
@@ -36,6 +36,7 @@ lint: install
 	$(BIN)/buf lint
 	$(BIN)/buf breaking --against '.git#branch=main'
 	$(BIN)/python scripts/generate_protos.py --check
+	cd web && npm ci --no-audit --no-fund --loglevel=error && BUF=$(CURDIR)/$(BIN)/buf node scripts/build.mjs --check
 
 ## Benchmarks; each prints its figures.
 bench: install redis-server
@@ -57,6 +58,13 @@ generate: install
 
 check-generated: install
 	$(BIN)/python scripts/generate_protos.py --check
+
+## Rebuild the browser console from web/ (npm ci, TypeScript generated from proto/ by
+## protoc-gen-es, bundled by esbuild) into server/chatbot_server/edge/console/, committed so
+## that `make run` needs no npm.
+.PHONY: console
+console: install node
+	cd web && npm ci --no-audit --no-fund && BUF=$(CURDIR)/$(BIN)/buf npm run generate && npm run build
 
 ## Re-resolve requirements.lock from pyproject.toml in a clean environment.
 lock:

@@ -4,15 +4,18 @@ console's files, and the client's address through trusted and untrusted peers.""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import signal
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from chatbot.v1 import chat_service_pb2, document_service_pb2
@@ -27,6 +30,7 @@ from tests.servers import RunningServer, server_settings, start_server
 
 STREAM_ANSWER = "/chatbot.v1.ChatService/StreamAnswer"
 ALLOWED_ORIGIN = "http://localhost:3000"
+M = TypeVar("M", bound=Message)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -262,3 +266,39 @@ async def test_serve_with_the_edge_starts_it_and_stops_it_with_the_server(
             await http.get(f"http://{web_address}/")
     finally:
         await server.kill()
+
+
+async def test_a_whole_upload_piece_passes_the_edge(edge: str, http: httpx.AsyncClient) -> None:
+    content = b"%PDF-1.4\n" + b"x" * (1024 * 1024)
+    headers = {
+        "content-type": "application/proto",
+        "x-forwarded-for": some_address(),
+        **CONNECT_HEADERS,
+    }
+
+    async def call(method: str, request: Message, response_type: type[M]) -> M:
+        response = await http.post(
+            f"{edge}/chatbot.v1.DocumentService/{method}",
+            content=request.SerializeToString(),
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        return response_type.FromString(response.content)
+
+    metadata = document_service_pb2.UploadMetadata(
+        filename="big.pdf", size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest()
+    )
+    begun = await call(
+        "BeginUpload",
+        document_service_pb2.BeginUploadRequest(metadata=metadata),
+        document_service_pb2.BeginUploadResponse,
+    )
+    piece = content[: 1024 * 1024]
+    appended = await call(
+        "AppendUpload",
+        document_service_pb2.AppendUploadRequest(
+            upload_id=begun.upload.upload_id, offset=0, data=piece
+        ),
+        document_service_pb2.AppendUploadResponse,
+    )
+    assert appended.upload.received_bytes == len(piece)

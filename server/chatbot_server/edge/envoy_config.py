@@ -26,6 +26,7 @@ STREAMING_METHODS = (
     "/chatbot.v1.DocumentService/WatchDocument",
 )
 CLUSTER = "chatbot_grpc"
+BUFFER_LIMIT_BYTES = 4 * 1024 * 1024
 _ALLOWED_HEADERS = (
     "authorization",
     "x-api-key",
@@ -83,6 +84,9 @@ def envoy_config(settings: EdgeSettings, upstreams: list[Upstream]) -> dict[str,
                 {
                     "name": "web",
                     "address": _socket(host.strip("[]") or "0.0.0.0", int(port)),
+                    # The gRPC-Web and Connect filters hold a whole request: room for an upload's
+                    # 1 MiB piece and its other fields (Envoy's default of 1 MiB is not).
+                    "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
                     "filter_chains": [{"filters": [_http_connection_manager(settings)]}],
                 }
             ],
@@ -233,6 +237,7 @@ def _cluster(upstreams: list[Upstream]) -> dict[str, Any]:
         "dns_lookup_family": "V4_PREFERRED",
         "lb_policy": "ROUND_ROBIN",
         "connect_timeout": "2s",
+        "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _typed(
                 "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
