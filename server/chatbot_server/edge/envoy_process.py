@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
-import signal
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -17,7 +16,6 @@ import envoy
 
 # Envoy's own lines as JSON, like the server's (%j escapes the message).
 LOG_FORMAT = '{"timestamp":"%Y-%m-%dT%T.%eZ","level":"%l","logger":"envoy.%n","event":"%j"}'
-_PR_SET_PDEATHSIG = 1
 _STOP_SECONDS = 5.0
 _START_SECONDS = 30.0
 
@@ -63,10 +61,12 @@ def validate(config: dict[str, Any]) -> None:
         raise EdgeError(f"envoy refused the configuration: {result.stderr.strip()[-2000:]}")
 
 
-def _die_with_parent() -> None:
-    """Envoy gets SIGTERM if the server that started it dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _dying_with_parent(command: list[str]) -> list[str]:
+    """The command under util-linux's `setpriv`, so that Envoy gets SIGTERM if the server
+    that started it dies, even by SIGKILL. (Setting it from Python between fork and exec
+    is not safe in a process running gRPC's threads: the child aborted now and then.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
 
 
 class EdgeProcess:
@@ -84,9 +84,8 @@ class EdgeProcess:
     async def start(cls, config: dict[str, Any], address: str) -> EdgeProcess:
         directory = Path(tempfile.mkdtemp(prefix="chatbot-edge-"))
         process = await asyncio.create_subprocess_exec(
-            *envoy_command(write_config(config, directory)),
+            *_dying_with_parent(envoy_command(write_config(config, directory))),
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
         )
         edge = cls(process, directory)
         await edge._until_listening(address)
