@@ -33,6 +33,9 @@ def server_settings(database_url: str, redis_url: str | None, **env: str) -> Set
             "DEPENDENCY_TIMEOUT_SECONDS": "1",
             "SHUTDOWN_GRACE_SECONDS": "2",
             "RATE_LIMIT_ENABLED": "false",
+            # An answer whose caller left is cancelled at once, as the tests of cancelling
+            # expect; the tests of resuming set a window.
+            "ANSWER_RESUME_SECONDS": "0",
             **env,
         }
     )

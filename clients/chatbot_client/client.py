@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from chatbot.v1 import (
     document_service_pb2_grpc,
 )
 from chatbot_client.channel import open_channel
-from chatbot_client.errors import chatbot_errors
+from chatbot_client.errors import ChatbotError, UnavailableError, chatbot_errors
 from chatbot_client.events import Answer, AnswerEvent, answer_event
 
 pb = document_service_pb2
@@ -30,10 +31,15 @@ T = TypeVar("T")
 UPLOAD_PIECE_BYTES = 256 * 1024
 # A document in one of these is done: processing will not change it.
 FINAL_STATUSES = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
+# How many times one answer is resumed after its connection broke before giving up.
+RESUME_ATTEMPTS = 3
+# How long an answer left unread may take to be cancelled.
+CANCEL_SECONDS = 15.0
 # Seconds a call may take unless the caller says otherwise; other methods use `timeout`.
 DEFAULT_DEADLINES: Mapping[str, float] = {
     "UploadDocument": 600.0,
     "StreamAnswer": 300.0,
+    "ResumeAnswer": 300.0,
     "WatchDocument": 3600.0,
 }
 # grpc.health.v1 messages are wire-compatible with these wrappers (field 1: a string; an
@@ -298,8 +304,9 @@ class ChatbotClient:
     ) -> AsyncIterator[AnswerEvent]:
         """The answer's events as they arrive: `AnswerStarted`, `TextDelta`s, `Citations`,
         `Usage`, `AnswerFinished` (see `chatbot_client.events`). `filter`, or `document_*`
-        and `tags`, restrict which documents the answer may draw on. Leaving the loop early
-        cancels the answer on the server."""
+        and `tags`, restrict which documents the answer may draw on. When the connection
+        breaks (UNAVAILABLE) the answer is resumed where it broke, on any server, without
+        an event lost or repeated. Leaving the loop early cancels the answer."""
         request = chat_pb.StreamAnswerRequest(
             question=question,
             conversation_id=conversation_id,
@@ -309,8 +316,54 @@ class ChatbotClient:
             include_retrieval=include_retrieval,
             filter=_filter(filter, document_ids, document_language, document_type, tags),
         )
-        async for message in self._stream("StreamAnswer", self.chat.StreamAnswer, request, timeout):
+        stream = self._stream("StreamAnswer", self.chat.StreamAnswer, request, timeout)
+        answer_id, last, resumes, ended = "", 0, 0, False
+        try:
+            while True:
+                try:
+                    async for message in stream:
+                        kind = message.WhichOneof("event")
+                        if kind == "started":
+                            answer_id = message.started.answer_id
+                        ended = kind == "done"
+                        last = message.sequence or last
+                        yield answer_event(message)
+                    return
+                except UnavailableError:
+                    resumes += 1
+                    if not answer_id or resumes > RESUME_ATTEMPTS:
+                        raise
+                stream = self._stream(
+                    "ResumeAnswer",
+                    self.chat.ResumeAnswer,
+                    chat_pb.ResumeAnswerRequest(answer_id=answer_id, after_sequence=last),
+                    timeout,
+                )
+        finally:
+            if answer_id and not ended:
+                # The caller stopped reading: stop the answer now rather than leave it
+                # waiting on the server for a resume.
+                with contextlib.suppress(ChatbotError):
+                    await self.cancel_answer(answer_id, timeout=CANCEL_SECONDS)
+
+    async def resume_answer(
+        self, answer_id: str, after_sequence: int = 0, *, timeout: float | None = None
+    ) -> AsyncIterator[AnswerEvent]:
+        """An answer's events after `after_sequence` (0: from the start), then live until
+        it ends; from any server, for the identity that asked."""
+        request = chat_pb.ResumeAnswerRequest(answer_id=answer_id, after_sequence=after_sequence)
+        async for message in self._stream("ResumeAnswer", self.chat.ResumeAnswer, request, timeout):
             yield answer_event(message)
+
+    async def cancel_answer(self, answer_id: str, *, timeout: float | None = None) -> bool:
+        """Stops an answer wherever it runs; False when it had already ended."""
+        response: chat_pb.CancelAnswerResponse = await self._call(
+            "CancelAnswer",
+            self.chat.CancelAnswer,
+            chat_pb.CancelAnswerRequest(answer_id=answer_id),
+            timeout,
+        )
+        return response.cancelled
 
     async def answer(self, /, question: str, **options: Any) -> Answer:
         """The whole answer once it has ended; takes the options of `ask`."""

@@ -23,6 +23,8 @@ class AnswerStarted:
     model: str
     offline: bool
     experiment: chat_pb.ExperimentAssignment | None
+    # For `resume_answer` and `cancel_answer`.
+    answer_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def answer_event(message: chat_pb.StreamAnswerResponse) -> AnswerEvent:
             model=started.model,
             offline=started.offline,
             experiment=started.experiment if started.HasField("experiment") else None,
+            answer_id=started.answer_id,
         )
     if kind == "retrieval":
         return RetrievedChunks(tuple(message.retrieval.chunks))

@@ -16,6 +16,12 @@ import redis.asyncio as redis
 import structlog
 from grpc_health.v1 import health_pb2_grpc
 
+from chatbot_server.answers.answer_feed import (
+    KEEP_SECONDS,
+    AnswerFeed,
+    MemoryAnswerFeed,
+    RedisAnswerFeed,
+)
 from chatbot_server.answers.answering import Answerer
 from chatbot_server.answers.cost_log import record_embedding_usage
 from chatbot_server.answers.llm import LlmClient
@@ -68,6 +74,7 @@ from chatbot_server.retrieval.embeddings import (
     TimedEmbeddings,
 )
 from chatbot_server.services import SERVICE_NAMES, ServiceDependencies, add_services
+from chatbot_server.services.answer_runs import AnswerRuns
 
 log = structlog.get_logger(__name__)
 
@@ -238,6 +245,15 @@ def answerer(settings: Settings, resources: Resources, experiments: ActiveExperi
     )
 
 
+def answer_feed(settings: Settings, resources: Resources) -> AnswerFeed:
+    """Where answers' events wait for a resume: Redis, shared by every replica, or this
+    process's memory without it."""
+    keep = round(settings.answer.resume_seconds) + KEEP_SECONDS
+    if resources.redis is not None:
+        return RedisAnswerFeed(resources.redis, keep)
+    return MemoryAnswerFeed(keep)
+
+
 class ChatbotServer:
     """The grpc.aio server with the chatbot services, health, reflection and ingestion."""
 
@@ -252,6 +268,9 @@ class ChatbotServer:
         self.api_keys = ApiKeyCache(resources.pool, settings.identity.api_key_cache_seconds)
         self.experiments = ActiveExperiment(resources.pool)
         self.answerer = answerer(settings, resources, self.experiments)
+        self.answers = AnswerRuns(
+            self.answerer, answer_feed(settings, resources), settings.answer.resume_seconds
+        )
         tracing = settings.tracing
         self.tracing = (
             Tracing(tracing.exporter, tracing.service_name, tracing.otlp_endpoint)
@@ -281,7 +300,7 @@ class ChatbotServer:
                 settings=settings,
                 document_queued=self._wake_workers,
                 shutting_down=self.shutting_down,
-                answerer=self.answerer,
+                answers=self.answers,
                 budget=resources.budget,
                 rate_limiter=resources.rate_limiter,
                 api_keys=self.api_keys,
@@ -348,6 +367,7 @@ class ChatbotServer:
         self.shutting_down.set()
         await self.health.shut_down()
         await self.server.stop(grace_seconds)
+        await self.answers.stop()
         await self.answerer.drain()
         for task in self._tasks:
             task.cancel()

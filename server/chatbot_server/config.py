@@ -303,6 +303,9 @@ class AnswerSettings:
     temperature: float = number("LLM_TEMPERATURE", 0.2, 0.0, 2.0)
     heartbeat_seconds: float = number("HEARTBEAT_SECONDS", 10.0, 0.05)
     history_token_budget: int = integer("HISTORY_TOKEN_BUDGET", 1500, 0)
+    # How long an answer whose caller left goes on, waiting for ResumeAnswer; 0 cancels it
+    # at once.
+    resume_seconds: float = number("ANSWER_RESUME_SECONDS", 30.0, 0.0)
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,11 @@ class StreamAnswerResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The event's place in its answer: 1 for `started`, then one more for each
+    event. Resume after the last one received.
+    """
     @_builtins.property
     def started(self) -> Global___AnswerStarted:
         """Always the first event: ids and how the answer will be made."""
@@ -261,10 +266,11 @@ class StreamAnswerResponse(_message.Message):
         usage: Global___AnswerUsage | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
         done: Global___AnswerDone | None = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "delta", b"delta", "done", b"done", "event", b"event", "heartbeat", b"heartbeat", "retrieval", b"retrieval", "started", b"started", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "delta", b"delta", "done", b"done", "event", b"event", "heartbeat", b"heartbeat", "retrieval", b"retrieval", "started", b"started", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "delta", b"delta", "done", b"done", "event", b"event", "heartbeat", b"heartbeat", "retrieval", b"retrieval", "sequence", b"sequence", "started", b"started", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "delta", "retrieval", "citations", "usage", "heartbeat", "done"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
@@ -285,6 +291,7 @@ class AnswerStarted(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     EXPERIMENT_FIELD_NUMBER: _builtins.int
     OFFLINE_FIELD_NUMBER: _builtins.int
+    ANSWER_ID_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.str
     """The conversation the answer belongs to (UUID); new when the request named none."""
     user_message_id: _builtins.str
@@ -297,6 +304,10 @@ class AnswerStarted(_message.Message):
     """The model that writes the answer; empty in offline mode."""
     offline: _builtins.bool
     """True when no language model is used and the answer quotes the retrieved text."""
+    answer_id: _builtins.str
+    """The answer's id (UUID), for ResumeAnswer and CancelAnswer; the same as
+    `assistant_message_id`.
+    """
     @_builtins.property
     def experiment(self) -> Global___ExperimentAssignment:
         """The A/B experiment variant this answer was assigned to, if an experiment is running."""
@@ -311,10 +322,11 @@ class AnswerStarted(_message.Message):
         model: _builtins.str = ...,
         experiment: Global___ExperimentAssignment | None = ...,
         offline: _builtins.bool = ...,
+        answer_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistant_message_id", b"assistant_message_id", "conversation_id", b"conversation_id", "experiment", b"experiment", "model", b"model", "offline", b"offline", "request_id", b"request_id", "user_message_id", b"user_message_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_id", b"answer_id", "assistant_message_id", b"assistant_message_id", "conversation_id", b"conversation_id", "experiment", b"experiment", "model", b"model", "offline", b"offline", "request_id", b"request_id", "user_message_id", b"user_message_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -932,3 +944,73 @@ class SubmitFeedbackResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitFeedbackResponse: _TypeAlias = SubmitFeedbackResponse  # noqa: Y015
+
+@_typing.final
+class ResumeAnswerRequest(_message.Message):
+    """Request of ResumeAnswer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANSWER_ID_FIELD_NUMBER: _builtins.int
+    AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    answer_id: _builtins.str
+    """The answer's id (UUID), from `AnswerStarted.answer_id`."""
+    after_sequence: _builtins.int
+    """The sequence number of the last event received; 0 replays from `started`."""
+    def __init__(
+        self,
+        *,
+        answer_id: _builtins.str = ...,
+        after_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "answer_id", b"answer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeAnswerRequest: _TypeAlias = ResumeAnswerRequest  # noqa: Y015
+
+@_typing.final
+class CancelAnswerRequest(_message.Message):
+    """Request of CancelAnswer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANSWER_ID_FIELD_NUMBER: _builtins.int
+    answer_id: _builtins.str
+    """The answer's id (UUID), from `AnswerStarted.answer_id`."""
+    def __init__(
+        self,
+        *,
+        answer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_id", b"answer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelAnswerRequest: _TypeAlias = CancelAnswerRequest  # noqa: Y015
+
+@_typing.final
+class CancelAnswerResponse(_message.Message):
+    """Response of CancelAnswer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    cancelled: _builtins.bool
+    """False when the answer had already ended."""
+    def __init__(
+        self,
+        *,
+        cancelled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelAnswerResponse: _TypeAlias = CancelAnswerResponse  # noqa: Y015

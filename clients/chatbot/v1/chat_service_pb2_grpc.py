@@ -50,6 +50,16 @@ class ChatServiceStub:
                 request_serializer=chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerRequest.SerializeToString,
                 response_deserializer=chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerResponse.FromString,
                 _registered_method=True)
+        self.ResumeAnswer = channel.unary_stream(
+                '/chatbot.v1.ChatService/ResumeAnswer',
+                request_serializer=chatbot_dot_v1_dot_chat__service__pb2.ResumeAnswerRequest.SerializeToString,
+                response_deserializer=chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerResponse.FromString,
+                _registered_method=True)
+        self.CancelAnswer = channel.unary_unary(
+                '/chatbot.v1.ChatService/CancelAnswer',
+                request_serializer=chatbot_dot_v1_dot_chat__service__pb2.CancelAnswerRequest.SerializeToString,
+                response_deserializer=chatbot_dot_v1_dot_chat__service__pb2.CancelAnswerResponse.FromString,
+                _registered_method=True)
         self.CreateConversation = channel.unary_unary(
                 '/chatbot.v1.ChatService/CreateConversation',
                 request_serializer=chatbot_dot_v1_dot_chat__service__pb2.CreateConversationRequest.SerializeToString,
@@ -97,6 +107,24 @@ class ChatServiceServicer:
         `usage` and finally `done`. The question starts a new conversation unless
         `conversation_id` names one to continue. The question and the answer are
         stored as messages, also when the model fails or the caller cancels.
+        A caller whose stream breaks does not stop the answer at once: it goes on
+        for a while (ANSWER_RESUME_SECONDS), waiting for ResumeAnswer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeAnswer(self, request, context):
+        """Replays an answer's events after `after_sequence`, then follows it live
+        until `done`, on whichever server the call lands. Only the identity that
+        asked may resume an answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAnswer(self, request, context):
+        """Stops an answer wherever it runs; it is recorded as cancelled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,6 +173,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.StreamAnswer,
                     request_deserializer=chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerRequest.FromString,
                     response_serializer=chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerResponse.SerializeToString,
+            ),
+            'ResumeAnswer': grpc.unary_stream_rpc_method_handler(
+                    servicer.ResumeAnswer,
+                    request_deserializer=chatbot_dot_v1_dot_chat__service__pb2.ResumeAnswerRequest.FromString,
+                    response_serializer=chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerResponse.SerializeToString,
+            ),
+            'CancelAnswer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAnswer,
+                    request_deserializer=chatbot_dot_v1_dot_chat__service__pb2.CancelAnswerRequest.FromString,
+                    response_serializer=chatbot_dot_v1_dot_chat__service__pb2.CancelAnswerResponse.SerializeToString,
             ),
             'CreateConversation': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateConversation,
@@ -210,6 +248,60 @@ class ChatService:
             '/chatbot.v1.ChatService/StreamAnswer',
             chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerRequest.SerializeToString,
             chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeAnswer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/chatbot.v1.ChatService/ResumeAnswer',
+            chatbot_dot_v1_dot_chat__service__pb2.ResumeAnswerRequest.SerializeToString,
+            chatbot_dot_v1_dot_chat__service__pb2.StreamAnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAnswer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatbot.v1.ChatService/CancelAnswer',
+            chatbot_dot_v1_dot_chat__service__pb2.CancelAnswerRequest.SerializeToString,
+            chatbot_dot_v1_dot_chat__service__pb2.CancelAnswerResponse.FromString,
             options,
             channel_credentials,
             insecure,

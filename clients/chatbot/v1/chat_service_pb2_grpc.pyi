@@ -50,7 +50,16 @@ class ChatServiceStub:
     `usage` and finally `done`. The question starts a new conversation unless
     `conversation_id` names one to continue. The question and the answer are
     stored as messages, also when the model fails or the caller cancels.
+    A caller whose stream breaks does not stop the answer at once: it goes on
+    for a while (ANSWER_RESUME_SECONDS), waiting for ResumeAnswer.
     """
+    ResumeAnswer: _grpc.UnaryStreamMultiCallable[_chat_service_pb2.ResumeAnswerRequest, _chat_service_pb2.StreamAnswerResponse]
+    """Replays an answer's events after `after_sequence`, then follows it live
+    until `done`, on whichever server the call lands. Only the identity that
+    asked may resume an answer.
+    """
+    CancelAnswer: _grpc.UnaryUnaryMultiCallable[_chat_service_pb2.CancelAnswerRequest, _chat_service_pb2.CancelAnswerResponse]
+    """Stops an answer wherever it runs; it is recorded as cancelled."""
     CreateConversation: _grpc.UnaryUnaryMultiCallable[_chat_service_pb2.CreateConversationRequest, _chat_service_pb2.CreateConversationResponse]
     """Creates an empty conversation."""
     GetConversation: _grpc.UnaryUnaryMultiCallable[_chat_service_pb2.GetConversationRequest, _chat_service_pb2.GetConversationResponse]
@@ -86,7 +95,16 @@ class ChatServiceAsyncStub(ChatServiceStub):
     `usage` and finally `done`. The question starts a new conversation unless
     `conversation_id` names one to continue. The question and the answer are
     stored as messages, also when the model fails or the caller cancels.
+    A caller whose stream breaks does not stop the answer at once: it goes on
+    for a while (ANSWER_RESUME_SECONDS), waiting for ResumeAnswer.
     """
+    ResumeAnswer: _aio.UnaryStreamMultiCallable[_chat_service_pb2.ResumeAnswerRequest, _chat_service_pb2.StreamAnswerResponse]  # type: ignore[assignment]
+    """Replays an answer's events after `after_sequence`, then follows it live
+    until `done`, on whichever server the call lands. Only the identity that
+    asked may resume an answer.
+    """
+    CancelAnswer: _aio.UnaryUnaryMultiCallable[_chat_service_pb2.CancelAnswerRequest, _chat_service_pb2.CancelAnswerResponse]  # type: ignore[assignment]
+    """Stops an answer wherever it runs; it is recorded as cancelled."""
     CreateConversation: _aio.UnaryUnaryMultiCallable[_chat_service_pb2.CreateConversationRequest, _chat_service_pb2.CreateConversationResponse]  # type: ignore[assignment]
     """Creates an empty conversation."""
     GetConversation: _aio.UnaryUnaryMultiCallable[_chat_service_pb2.GetConversationRequest, _chat_service_pb2.GetConversationResponse]  # type: ignore[assignment]
@@ -125,7 +143,28 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         `usage` and finally `done`. The question starts a new conversation unless
         `conversation_id` names one to continue. The question and the answer are
         stored as messages, also when the model fails or the caller cancels.
+        A caller whose stream breaks does not stop the answer at once: it goes on
+        for a while (ANSWER_RESUME_SECONDS), waiting for ResumeAnswer.
         """
+
+    @_abc_1.abstractmethod
+    def ResumeAnswer(
+        self,
+        request: _chat_service_pb2.ResumeAnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_chat_service_pb2.StreamAnswerResponse], _abc.AsyncIterator[_chat_service_pb2.StreamAnswerResponse]]:
+        """Replays an answer's events after `after_sequence`, then follows it live
+        until `done`, on whichever server the call lands. Only the identity that
+        asked may resume an answer.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelAnswer(
+        self,
+        request: _chat_service_pb2.CancelAnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_service_pb2.CancelAnswerResponse, _abc.Awaitable[_chat_service_pb2.CancelAnswerResponse]]:
+        """Stops an answer wherever it runs; it is recorded as cancelled."""
 
     @_abc_1.abstractmethod
     def CreateConversation(

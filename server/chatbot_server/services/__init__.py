@@ -17,7 +17,6 @@ from chatbot.v1 import (
     document_service_pb2,
     document_service_pb2_grpc,
 )
-from chatbot_server.answers.answering import Answerer
 from chatbot_server.config import Settings
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import ActiveExperiment
@@ -25,6 +24,7 @@ from chatbot_server.governance.key_cache import ApiKeyCache
 from chatbot_server.governance.rate_limiter import RateLimiter
 from chatbot_server.retrieval.embeddings import Embedder
 from chatbot_server.services.admin import AdminServicer
+from chatbot_server.services.answer_runs import AnswerRuns
 from chatbot_server.services.chat import ChatServicer
 from chatbot_server.services.documents import DocumentServicer
 
@@ -45,7 +45,7 @@ class ServiceDependencies:
     document_queued: Callable[[], None]
     # Set when the server begins to shut down; long-lived streams end on it.
     shutting_down: asyncio.Event
-    answerer: Answerer
+    answers: AnswerRuns
     budget: Budget
     rate_limiter: RateLimiter
     api_keys: ApiKeyCache
@@ -54,7 +54,7 @@ class ServiceDependencies:
 
 def add_services(server: grpc.aio.Server, dependencies: ServiceDependencies) -> None:
     """Registers the three `chatbot.v1` services."""
-    chat = ChatServicer(dependencies.pool, dependencies.answerer)
+    chat = ChatServicer(dependencies.pool, dependencies.answers)
     admin = AdminServicer(
         dependencies.pool,
         dependencies.budget,

@@ -11,14 +11,14 @@ import grpc
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import chat_service_pb2_grpc, common_pb2
 from chatbot_server.answers import chat_store
-from chatbot_server.answers.answering import Answerer, Question
+from chatbot_server.answers.answering import Question
 from chatbot_server.answers.chat_store import ConversationRecord, MessageRecord
 from chatbot_server.governance.caller import current_caller, request_facts_of
 from chatbot_server.platform import pagination
 from chatbot_server.platform.call_context import CallContext, call_in_progress
 from chatbot_server.platform.errors import ServiceError, bad_request
 from chatbot_server.platform.validation import bounded_int, bounded_text, language_code, parse_uuid
-from chatbot_server.services.answer_messages import stream_answer_response
+from chatbot_server.services.answer_runs import AnswerRuns
 from chatbot_server.services.conversions import timestamp
 from chatbot_server.services.documents import search_filter
 
@@ -35,9 +35,9 @@ TITLE_CHARS = 80
 class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
     """The `chatbot.v1.ChatService` servicer."""
 
-    def __init__(self, pool: asyncpg.Pool, answerer: Answerer) -> None:
+    def __init__(self, pool: asyncpg.Pool, answers: AnswerRuns) -> None:
         self._pool = pool
-        self._answerer = answerer
+        self._answers = answers
 
     async def StreamAnswer(
         self, request: pb.StreamAnswerRequest, context: grpc.aio.ServicerContext
@@ -68,8 +68,25 @@ class ChatServicer(chat_service_pb2_grpc.ChatServiceServicer):
             api_key=current_caller().api_key,
             budget_exhausted=current_caller().budget_exhausted,
         )
-        async for event in self._answerer.answer(question):
-            yield stream_answer_response(event)
+        async for message in self._answers.ask(question, context):
+            yield message
+
+    async def ResumeAnswer(
+        self, request: pb.ResumeAnswerRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamAnswerResponse]:
+        answer_id = str(parse_uuid("answer_id", request.answer_id))
+        if request.after_sequence < 0:
+            raise bad_request("after_sequence", "must not be negative")
+        identity = call_in_progress().identity
+        async for message in self._answers.resume(answer_id, request.after_sequence, identity):
+            yield message
+
+    async def CancelAnswer(
+        self, request: pb.CancelAnswerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelAnswerResponse:
+        answer_id = str(parse_uuid("answer_id", request.answer_id))
+        cancelled = await self._answers.cancel(answer_id, call_in_progress().identity)
+        return pb.CancelAnswerResponse(cancelled=cancelled)
 
     async def CreateConversation(
         self, request: pb.CreateConversationRequest, context: object

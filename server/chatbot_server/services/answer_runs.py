@@ -1,0 +1,243 @@
+"""Answers that outlive the call that asked: each runs as a task of its own, numbers its
+events and keeps them in the answer feed, so that a caller whose stream broke can resume
+it from any replica, and anyone may stop it with CancelAnswer.
+
+The asking call follows its answer in this process (no round trip on the way to the first
+token). When that caller leaves, the answer goes on for ANSWER_RESUME_SECONDS while nobody
+follows it, then is cancelled and recorded as cancelled, as an answer whose caller left
+always was; with 0 it is cancelled at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import grpc
+import structlog
+
+from chatbot.v1 import chat_service_pb2 as pb
+from chatbot_server.answers.answer_feed import AnswerFeed, AnswerGone
+from chatbot_server.answers.answering import Answerer, Question
+from chatbot_server.platform.errors import ServiceError
+from chatbot_server.services.answer_messages import stream_answer_response
+
+log = structlog.get_logger(__name__)
+# How often a running answer looks for a cancel request, and a left one for a resumer.
+POLL_SECONDS = 0.5
+# How long CancelAnswer waits to see the answer end.
+CANCEL_WAIT_SECONDS = 10.0
+
+
+class _LocalFollow:
+    """The asking call's view of its answer, in this process."""
+
+    def __init__(self) -> None:
+        self.messages: list[pb.StreamAnswerResponse] = []
+        self.ended = False
+        self.error: ServiceError | None = None
+        self.changed = asyncio.Event()
+
+    def add(self, message: pb.StreamAnswerResponse) -> None:
+        self.messages.append(message)
+        self._notify()
+
+    def end(self, error: ServiceError | None) -> None:
+        self.ended, self.error = True, error
+        self._notify()
+
+    def _notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def follow(self) -> AsyncIterator[pb.StreamAnswerResponse]:
+        sent = 0
+        while True:
+            changed = self.changed
+            # Messages may arrive while the caller takes one: count each as it goes.
+            while sent < len(self.messages):
+                sent += 1
+                yield self.messages[sent - 1]
+            if self.ended:
+                if self.error is not None:
+                    raise self.error
+                return
+            await changed.wait()
+
+
+class AnswerRuns:
+    def __init__(self, answerer: Answerer, feed: AnswerFeed, resume_seconds: float) -> None:
+        self._answerer = answerer
+        self._feed = feed
+        self._resume_seconds = resume_seconds
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def ask(
+        self, question: Question, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamAnswerResponse]:
+        """Starts the answer and follows it; a caller that leaves early lets it wait for a
+        resume."""
+        local = _LocalFollow()
+        answer = self._spawn(self._produce(question, local))
+        waiting: list[asyncio.Task[None]] = []
+
+        def caller_left() -> None:
+            if not local.ended and not answer.done() and not waiting:
+                waiting.append(self._spawn(self._wait_for_resume(answer, local)))
+
+        # Whichever comes first: the generator closed, or grpc's word that the call ended
+        # (the generator may be left suspended at a yield when the caller goes).
+        context.add_done_callback(lambda _: caller_left())
+        try:
+            async for message in local.follow():
+                yield message
+        finally:
+            caller_left()
+
+    async def resume(
+        self, answer_id: str, after: int, identity: str
+    ) -> AsyncIterator[pb.StreamAnswerResponse]:
+        await self._authorize(answer_id, identity)
+        presence = self._spawn(self._keep_present(answer_id))
+        try:
+            async for _, data in self._feed.follow(answer_id, after):
+                yield pb.StreamAnswerResponse.FromString(data)
+        except AnswerGone:
+            raise _gone(answer_id) from None
+        finally:
+            presence.cancel()
+
+    async def cancel(self, answer_id: str, identity: str) -> bool:
+        """Asks the answer to stop wherever it runs; whether it ended cancelled (False when
+        it had ended before)."""
+        await self._authorize(answer_id, identity)
+        await self._feed.request_cancel(answer_id)
+        try:
+            async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+                async for _, data in self._feed.follow(answer_id, 0):
+                    message = pb.StreamAnswerResponse.FromString(data)
+                    if message.WhichOneof("event") == "done":
+                        return message.done.finish_reason == pb.FINISH_REASON_CANCELLED
+        except (TimeoutError, AnswerGone):
+            pass
+        # Not ended yet: the request stands, and the answer stops when its server sees it.
+        return True
+
+    async def stop(self) -> None:
+        """Cancels every answer still running (the server is stopping) and waits until each
+        has been recorded."""
+        for task in list(self._tasks):
+            task.cancel()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _produce(self, question: Question, local: _LocalFollow) -> None:
+        sequence = 0
+        answer_id = ""
+        watcher: asyncio.Task[None] | None = None
+        ended = False
+        try:
+            async for event in self._answerer.answer(question):
+                sequence += 1
+                message = stream_answer_response(event)
+                message.sequence = sequence
+                if message.WhichOneof("event") == "started":
+                    answer_id = message.started.assistant_message_id
+                    message.started.answer_id = answer_id
+                    await self._feed.open(answer_id, question.request.identity)
+                    producer = asyncio.current_task()
+                    assert producer is not None
+                    watcher = self._spawn(self._watch_for_cancel(answer_id, producer))
+                ended = message.WhichOneof("event") == "done"
+                local.add(message)
+                await self._feed.append(answer_id, sequence, message.SerializeToString(), ended)
+            local.end(None)
+        except ServiceError as error:
+            local.end(error)
+            await self._end_feed(answer_id, sequence, ended, pb.FINISH_REASON_ERROR)
+        except asyncio.CancelledError:
+            local.end(_cancelled())
+            await self._end_feed(answer_id, sequence, ended, pb.FINISH_REASON_CANCELLED)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _end_feed(self, answer_id: str, sequence: int, ended: bool, reason: int) -> None:
+        """Marks the end for resumers when the answer stopped without its `done` event."""
+        if not answer_id or ended:
+            return
+        done = pb.StreamAnswerResponse(
+            done=pb.AnswerDone(finish_reason=reason),  # type: ignore[arg-type]
+            sequence=sequence + 1,
+        )
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                self._feed.append(answer_id, sequence + 1, done.SerializeToString(), True)
+            )
+
+    async def _watch_for_cancel(self, answer_id: str, answer: asyncio.Task[None]) -> None:
+        # Polled: the request may come to any replica, through Redis.
+        while True:
+            if await self._feed.cancel_requested(answer_id):
+                break
+            await asyncio.sleep(POLL_SECONDS)
+        log.info("answer.cancel_requested", answer_id=answer_id)
+        answer.cancel()
+
+    async def _wait_for_resume(self, answer: asyncio.Task[None], local: _LocalFollow) -> None:
+        """The asking caller left: keep the answer while someone may resume it."""
+        answer_id = next(
+            (m.started.answer_id for m in local.messages if m.WhichOneof("event") == "started"),
+            "",
+        )
+        last_seen = time.monotonic()
+        while not answer.done():
+            if answer_id and await self._feed.present(answer_id):
+                last_seen = time.monotonic()
+            if time.monotonic() - last_seen >= self._resume_seconds:
+                answer.cancel()
+                break
+            await asyncio.sleep(min(POLL_SECONDS, self._resume_seconds))
+        with contextlib.suppress(asyncio.CancelledError):
+            await answer
+
+    async def _keep_present(self, answer_id: str) -> None:
+        while True:
+            await self._feed.mark_present(answer_id)
+            await asyncio.sleep(1.0)
+
+    async def _authorize(self, answer_id: str, identity: str) -> None:
+        owner = await self._feed.owner(answer_id)
+        if owner is None:
+            raise _gone(answer_id)
+        if owner != identity:
+            raise ServiceError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "only the caller that asked may follow or cancel this answer",
+                reason="NOT_ANSWER_OWNER",
+                metadata={"answer_id": answer_id},
+            )
+
+
+def _cancelled() -> ServiceError:
+    return ServiceError(
+        grpc.StatusCode.CANCELLED, "the answer was cancelled", reason="ANSWER_CANCELLED"
+    )
+
+
+def _gone(answer_id: str) -> ServiceError:
+    return ServiceError(
+        grpc.StatusCode.NOT_FOUND,
+        f"no answer {answer_id} is kept: it ended a while ago, or never existed; ask again",
+        reason="ANSWER_NOT_FOUND",
+        metadata={"answer_id": answer_id},
+    )
