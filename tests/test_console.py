@@ -18,8 +18,11 @@ from chatbot.v1 import admin_service_pb2, chat_service_pb2
 from chatbot.v1.admin_service_pb2_grpc import AdminServiceStub
 from chatbot_client import ChatbotClient
 from chatbot_server.answers.fake_openai import FakeOpenAI, Reply
+from chatbot_server.config import EdgeSettings
+from chatbot_server.edge.envoy_config import envoy_config, parse_upstreams
+from chatbot_server.edge.envoy_process import EdgeProcess
 from tests.browser_support import SCREENSHOTS, chromium
-from tests.databases import MigratedDatabase, create_test_database
+from tests.databases import MigratedDatabase, create_test_database, free_port
 from tests.documents_support import MANUAL_PAGES, upload_the_manual
 from tests.edge_support import running_edge
 from tests.governance_support import new_key
@@ -57,6 +60,9 @@ async def stack(postgres_superuser_url: str, redis_url: str) -> AsyncIterator[St
             INGESTION_POLL_SECONDS="0.2",
             # Every question reaches the model, whatever the documents hold.
             SIMILARITY_THRESHOLD="0",
+            # As in production: an answer whose reader left waits for a resume, so Stop
+            # must cancel it on the server.
+            ANSWER_RESUME_SECONDS="30",
         )
     )
     async with ChatbotClient(server.address) as client:
@@ -233,3 +239,30 @@ async def test_each_browser_behind_the_edge_has_limits_of_its_own(
     finally:
         await busy.close()
         await calm.close()
+
+
+async def test_an_answer_resumes_after_the_connection_breaks(
+    browser: Browser, stack: Stack
+) -> None:
+    web_address = f"127.0.0.1:{free_port()}"
+    config = envoy_config(
+        EdgeSettings(web_address=web_address), parse_upstreams(stack.server.address)
+    )
+    edge = await EdgeProcess.start(config, web_address)
+    context = await new_context(browser, some_address())
+    try:
+        page = await context.new_page()
+        await page.goto(f"http://{web_address}/")
+        pieces = [f"part{n} " for n in range(16)]
+        stack.fake.replies = [Reply(pieces, piece_delay=0.3)]
+        answer = await ask(page, "What does a blinking red LED mean, in many parts?")
+        await expect(answer.locator(".answer-text")).to_contain_text("part2", timeout=WAIT_MS)
+        # The edge goes away mid-answer and comes back: a network blip.
+        await edge.stop()
+        edge = await EdgeProcess.start(config, web_address)
+        await until_finished(answer)
+        await expect(answer.locator(".answer-text")).to_have_text("".join(pieces).strip())
+        await expect(answer).not_to_have_class(re.compile("answer--(failed|stopped)"))
+    finally:
+        await context.close()
+        await edge.stop()

@@ -158,6 +158,25 @@ export function isAbort(error: unknown, signal?: AbortSignal): boolean {
   return error instanceof ConnectError && error.code === Code.Canceled;
 }
 
+/** Whether a stream failed because its connection broke (the network, a proxy, a server
+ * going away) rather than because the server refused or the reader stopped it. */
+export function brokenStream(error: unknown, signal?: AbortSignal): boolean {
+  if (isAbort(error, signal)) return false;
+  const code = error instanceof ConnectError ? error.code : Code.Unknown;
+  return code === Code.Unavailable || code === Code.Unknown || code === Code.Internal;
+}
+
+/** Waits `ms`; rejects with an AbortError as soon as `signal` aborts. */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(new DOMException("aborted", "AbortError"));
+    });
+  });
+}
+
 /** A failed call as a sentence a person can act on. */
 export function describeError(error: unknown): string {
   if (!(error instanceof ConnectError)) {

@@ -1,15 +1,21 @@
 // The Chat view: conversations, the question box, and answers streamed as they are written.
 
 import { AnswerView } from "./answer";
-import { chat, describeError, isAbort, sessionId } from "./api";
+import { brokenStream, chat, describeError, isAbort, pause, sessionId } from "./api";
 import { button, field, h, Notice, timeEl } from "./dom";
 import { MessageRole } from "./gen/chatbot/v1/chat_service_pb";
 import type { Conversation } from "./gen/chatbot/v1/chat_service_pb";
+
+// A stream that breaks is resumed this many times, waiting a little longer each time.
+const RESUMES = 5;
+const RESUME_DELAY_MS = 500;
 
 export class ChatView {
   readonly el: HTMLElement;
   private conversationId = "";
   private abort: AbortController | null = null;
+  // The answer being streamed, for CancelAnswer when the reader stops it.
+  private answerId = "";
   private nextPageToken = "";
   private readonly conversationList = h("ul", { class: "conversation-list" });
   private readonly moreConversations = button("More conversations", () => void this.loadConversations(true), {
@@ -30,7 +36,7 @@ export class ChatView {
     class: "question-input",
   });
   private readonly send = h("button", { type: "submit", class: "primary" }, "Send");
-  private readonly stop = button("Stop", () => this.abort?.abort(), { class: "stop", hidden: true });
+  private readonly stop = button("Stop", () => this.stopAnswer(), { class: "stop", hidden: true });
   private readonly chatNotice = new Notice("alert");
   private readonly live = h("p", { class: "visually-hidden", role: "status" });
   private readonly heading = h("h2", { id: "chat-heading" }, "New conversation");
@@ -106,32 +112,50 @@ export class ChatView {
     this.live.textContent = "Answering…";
     const startedNew = this.conversationId === "";
     let started = false;
+    this.answerId = "";
     try {
-      const stream = chat.streamAnswer(
+      let stream = chat.streamAnswer(
         { question, conversationId: this.conversationId, sessionId: sessionId() },
         { signal: abort.signal },
       );
-      for await (const response of stream) {
-        const event = response.event;
-        switch (event.case) {
-          case "started":
-            started = true;
-            this.conversationId = event.value.conversationId;
-            answer.started(event.value);
-            if (startedNew) this.heading.textContent = question.slice(0, 80);
-            break;
-          case "delta":
-            answer.append(event.value.text);
-            break;
-          case "citations":
-            answer.setCitations(event.value.citations);
-            break;
-          case "usage":
-            answer.setUsage(event.value);
-            break;
-          case "done":
-            answer.finish(event.value);
-            break;
+      let last = 0n;
+      for (let resumes = 0; ; resumes++) {
+        try {
+          for await (const response of stream) {
+            last = response.sequence;
+            const event = response.event;
+            switch (event.case) {
+              case "started":
+                started = true;
+                this.answerId = event.value.answerId;
+                this.conversationId = event.value.conversationId;
+                answer.started(event.value);
+                if (startedNew) this.heading.textContent = question.slice(0, 80);
+                break;
+              case "delta":
+                answer.append(event.value.text);
+                break;
+              case "citations":
+                answer.setCitations(event.value.citations);
+                break;
+              case "usage":
+                answer.setUsage(event.value);
+                break;
+              case "done":
+                answer.finish(event.value);
+                break;
+            }
+          }
+          break;
+        } catch (error) {
+          // A broken connection: the answer goes on on the server; pick it up where the
+          // stream broke, from whichever server the edge picks.
+          if (!this.answerId || !brokenStream(error, abort.signal) || resumes >= RESUMES) throw error;
+          await pause(RESUME_DELAY_MS * (resumes + 1), abort.signal);
+          stream = chat.resumeAnswer(
+            { answerId: this.answerId, afterSequence: last },
+            { signal: abort.signal },
+          );
         }
       }
       answer.settle();
@@ -167,6 +191,13 @@ export class ChatView {
     );
     answer.el.scrollIntoView({ block: "nearest" });
     return answer;
+  }
+
+  /** Stops the answer on the server at once (it would otherwise wait for a resume), and
+   * stops reading it. */
+  private stopAnswer(): void {
+    if (this.answerId) void chat.cancelAnswer({ answerId: this.answerId }).catch(() => undefined);
+    this.abort?.abort();
   }
 
   private newConversation(): void {

@@ -3,7 +3,7 @@
 
 import { Code } from "@connectrpc/connect";
 
-import { documents, errorCode, errorReason, retryAfterSeconds } from "./api";
+import { documents, errorCode, errorReason, pause, retryAfterSeconds } from "./api";
 import type { CommitUploadResponse, WatchDocumentResponse } from "./gen/chatbot/v1/document_service_pb";
 import { sha256Hex } from "./sha256";
 
@@ -21,16 +21,6 @@ export interface UploadOptions {
   onHashing?: () => void;
   onProgress?: (sentBytes: number, totalBytes: number) => void;
   onRetry?: (message: string) => void;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(new DOMException("aborted", "AbortError"));
-    });
-  });
 }
 
 // Worth another try: the network, an overloaded or restarting server, a limit that lifts.
@@ -94,7 +84,7 @@ export async function uploadFile(file: File, options: UploadOptions = {}): Promi
       const wait = retryAfterSeconds(error);
       const delay = wait !== undefined ? wait * 1000 : 500 * 2 ** (failures - 1);
       options.onRetry?.(`Retrying a piece (attempt ${failures + 1} of ${ATTEMPTS})…`);
-      await sleep(Math.min(delay, 30_000), signal);
+      await pause(Math.min(delay, 30_000), signal);
     }
   }
   return documents.commitUpload({ uploadId }, { signal });
