@@ -71,6 +71,8 @@ async def test_not_serving_while_database_is_down_and_serving_when_back(
         cluster.stop()  # type: ignore[attr-defined]
         await eventually(lambda: _has_status(channel, NOT_SERVING))
         assert await check(channel, "chatbot.v1.ChatService") == NOT_SERVING
+        # Out of rotation, but alive: a liveness probe must not restart it.
+        assert await check(channel, "liveness") == SERVING
 
         cluster.start()  # type: ignore[attr-defined]
         await eventually(lambda: _has_status(channel, SERVING))

@@ -4,6 +4,10 @@ Every registered service name (and "" for the server as a whole) is SERVING whil
 dependency answers, and NOT_SERVING otherwise. On shutdown every name turns NOT_SERVING for
 good and open `Watch` streams end cleanly after saying so, instead of holding the shutdown
 for its whole grace period.
+
+One more name, "liveness", is SERVING for as long as the process answers at all: a
+liveness probe asks it, so that a server waiting for its database, or draining, is taken
+out of rotation but not restarted.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ ServingStatus: TypeAlias = health_pb2.HealthCheckResponse.ServingStatus
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+LIVENESS = "liveness"
 
 
 class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
@@ -54,6 +59,8 @@ class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
+        if request.service == LIVENESS:
+            return health_pb2.HealthCheckResponse(status=SERVING)
         status = self._statuses.get(request.service)
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
