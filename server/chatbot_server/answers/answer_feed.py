@@ -27,10 +27,20 @@ class AnswerGone(Exception):
     """The answer's events are not (or no longer) kept."""
 
 
+@dataclass(frozen=True)
+class FeedEvent:
+    sequence: int
+    message: bytes
+    # The answer's last event.
+    last: bool
+
+
 class AnswerFeed(Protocol):
     async def open(self, answer_id: str, owner: str) -> None: ...
 
-    async def append(self, answer_id: str, sequence: int, message: bytes, last: bool) -> None: ...
+    async def append(self, answer_id: str, events: list[FeedEvent]) -> None:
+        """Adds events in order, in one round trip."""
+        ...
 
     async def owner(self, answer_id: str) -> str | None:
         """The identity that asked; None when the answer is unknown or expired."""
@@ -42,7 +52,9 @@ class AnswerFeed(Protocol):
 
     async def request_cancel(self, answer_id: str) -> None: ...
 
-    async def cancel_requested(self, answer_id: str) -> bool: ...
+    async def cancel_requested(self, answer_ids: list[str]) -> set[str]:
+        """Those of the answers that someone asked to cancel."""
+        ...
 
     async def mark_present(self, answer_id: str) -> None:
         """A resumer is following the answer; renewed while it does."""
@@ -59,14 +71,15 @@ class RedisAnswerFeed:
     async def open(self, answer_id: str, owner: str) -> None:
         await self._redis.set(_key(answer_id, "owner"), owner, ex=self._keep)
 
-    async def append(self, answer_id: str, sequence: int, message: bytes, last: bool) -> None:
-        fields: dict[str, str | bytes | int] = {"s": sequence, "m": message}
-        if last:
-            fields["e"] = 1
-        events, owner = _key(answer_id, "events"), _key(answer_id, "owner")
+    async def append(self, answer_id: str, events: list[FeedEvent]) -> None:
+        stream, owner = _key(answer_id, "events"), _key(answer_id, "owner")
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(events, fields)  # type: ignore[arg-type]
-            pipe.expire(events, self._keep)
+            for event in events:
+                fields: dict[str, str | bytes | int] = {"s": event.sequence, "m": event.message}
+                if event.last:
+                    fields["e"] = 1
+                pipe.xadd(stream, fields)  # type: ignore[arg-type]
+            pipe.expire(stream, self._keep)
             pipe.expire(owner, self._keep)
             await pipe.execute()
 
@@ -95,8 +108,9 @@ class RedisAnswerFeed:
     async def request_cancel(self, answer_id: str) -> None:
         await self._redis.set(_key(answer_id, "cancel"), 1, ex=self._keep)
 
-    async def cancel_requested(self, answer_id: str) -> bool:
-        return bool(await self._redis.exists(_key(answer_id, "cancel")))
+    async def cancel_requested(self, answer_ids: list[str]) -> set[str]:
+        flags = await self._redis.mget([_key(answer_id, "cancel") for answer_id in answer_ids])
+        return {answer_id for answer_id, flag in zip(answer_ids, flags, strict=True) if flag}
 
     async def mark_present(self, answer_id: str) -> None:
         await self._redis.set(_key(answer_id, "present"), 1, ex=PRESENCE_SECONDS)
@@ -130,15 +144,15 @@ class MemoryAnswerFeed:
     async def open(self, answer_id: str, owner: str) -> None:
         self._answers[answer_id] = _Kept(owner)
 
-    async def append(self, answer_id: str, sequence: int, message: bytes, last: bool) -> None:
+    async def append(self, answer_id: str, events: list[FeedEvent]) -> None:
         kept = self._answers.get(answer_id)
         if kept is None:
             return
-        kept.events.append((sequence, message))
-        kept.ended = last
+        kept.events.extend((event.sequence, event.message) for event in events)
+        kept.ended = events[-1].last
         kept.changed.set()
         kept.changed = asyncio.Event()
-        if last:
+        if kept.ended:
             asyncio.get_running_loop().call_later(self._keep, self._answers.pop, answer_id, None)
 
     async def owner(self, answer_id: str) -> str | None:
@@ -167,9 +181,12 @@ class MemoryAnswerFeed:
         if kept is not None:
             kept.cancel = True
 
-    async def cancel_requested(self, answer_id: str) -> bool:
-        kept = self._answers.get(answer_id)
-        return kept is not None and kept.cancel
+    async def cancel_requested(self, answer_ids: list[str]) -> set[str]:
+        return {
+            answer_id
+            for answer_id in answer_ids
+            if (kept := self._answers.get(answer_id)) is not None and kept.cancel
+        }
 
     async def mark_present(self, answer_id: str) -> None:
         kept = self._answers.get(answer_id)

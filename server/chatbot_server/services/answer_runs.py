@@ -20,7 +20,7 @@ import grpc
 import structlog
 
 from chatbot.v1 import chat_service_pb2 as pb
-from chatbot_server.answers.answer_feed import AnswerFeed, AnswerGone
+from chatbot_server.answers.answer_feed import AnswerFeed, AnswerGone, FeedEvent
 from chatbot_server.answers.answering import Answerer, Question
 from chatbot_server.platform.errors import ServiceError
 from chatbot_server.services.answer_messages import stream_answer_response
@@ -37,6 +37,8 @@ class _LocalFollow:
 
     def __init__(self) -> None:
         self.messages: list[pb.StreamAnswerResponse] = []
+        # Set once the answer has started: where its events wait for a resume.
+        self.writer: _FeedWriter | None = None
         self.ended = False
         self.error: ServiceError | None = None
         self.changed = asyncio.Event()
@@ -68,12 +70,69 @@ class _LocalFollow:
             await changed.wait()
 
 
+class _FeedWriter:
+    """Keeps one answer's events for the feed. While the asking caller follows the answer
+    they stay here, and the feed holds only the answer's owner (for ResumeAnswer and
+    CancelAnswer): writing every event of every answer to Redis crowded the event loop
+    enough, at 500 concurrent answers, to leave new calls unserved. Once the caller has
+    left, or the answer is cancelled, every event so far is written, and each one after it,
+    as many per round trip as have gathered. The feed failing costs resumability, never the
+    answer."""
+
+    def __init__(self, feed: AnswerFeed, answer_id: str, owner: str) -> None:
+        self._feed = feed
+        self._answer_id = answer_id
+        self._owner = owner
+        self._live = False
+        self._pending: list[FeedEvent] = []
+        self._opening = asyncio.create_task(self._open())
+        self._writing: asyncio.Task[None] | None = None
+
+    def add(self, event: FeedEvent) -> None:
+        self._pending.append(event)
+        self._write_soon()
+
+    def go_live(self) -> None:
+        """From now on every event goes to the feed, those kept so far first."""
+        self._live = True
+        self._write_soon()
+
+    def _write_soon(self) -> None:
+        if self._live and (self._writing is None or self._writing.done()):
+            self._writing = asyncio.create_task(self._write())
+
+    async def _open(self) -> None:
+        try:
+            await self._feed.open(self._answer_id, self._owner)
+        except Exception as error:
+            log.warning("answer.feed_unavailable", answer_id=self._answer_id,
+                        error=f"{type(error).__name__}: {error}")  # fmt: skip
+
+    async def _write(self) -> None:
+        await self._opening
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._feed.append(self._answer_id, batch)
+            except Exception as error:
+                log.warning("answer.feed_unavailable", answer_id=self._answer_id,
+                            error=f"{type(error).__name__}: {error}")  # fmt: skip
+
+    async def flushed(self) -> None:
+        await asyncio.shield(self._opening)
+        while self._writing is not None and not self._writing.done():
+            await asyncio.shield(self._writing)
+
+
 class AnswerRuns:
     def __init__(self, answerer: Answerer, feed: AnswerFeed, resume_seconds: float) -> None:
         self._answerer = answerer
         self._feed = feed
         self._resume_seconds = resume_seconds
         self._tasks: set[asyncio.Task[None]] = set()
+        # The answers running here, for the cancel requests that may come through any server.
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._poller: asyncio.Task[None] | None = None
 
     async def ask(
         self, question: Question, context: grpc.aio.ServicerContext
@@ -86,6 +145,8 @@ class AnswerRuns:
 
         def caller_left() -> None:
             if not local.ended and not answer.done() and not waiting:
+                if local.writer is not None:
+                    local.writer.go_live()
                 waiting.append(self._spawn(self._wait_for_resume(answer, local)))
 
         # Whichever comes first: the generator closed, or grpc's word that the call ended
@@ -143,7 +204,7 @@ class AnswerRuns:
     async def _produce(self, question: Question, local: _LocalFollow) -> None:
         sequence = 0
         answer_id = ""
-        watcher: asyncio.Task[None] | None = None
+        writer: _FeedWriter | None = None
         ended = False
         try:
             async for event in self._answerer.answer(question):
@@ -153,45 +214,47 @@ class AnswerRuns:
                 if message.WhichOneof("event") == "started":
                     answer_id = message.started.assistant_message_id
                     message.started.answer_id = answer_id
-                    await self._feed.open(answer_id, question.request.identity)
-                    producer = asyncio.current_task()
-                    assert producer is not None
-                    watcher = self._spawn(self._watch_for_cancel(answer_id, producer))
+                    writer = _FeedWriter(self._feed, answer_id, question.request.identity)
+                    local.writer = writer
+                    self._register(answer_id)
                 ended = message.WhichOneof("event") == "done"
                 local.add(message)
-                await self._feed.append(answer_id, sequence, message.SerializeToString(), ended)
+                if writer is not None:
+                    writer.add(FeedEvent(sequence, message.SerializeToString(), ended))
             local.end(None)
         except ServiceError as error:
             local.end(error)
-            await self._end_feed(answer_id, sequence, ended, pb.FINISH_REASON_ERROR)
+            _end_for_resumers(writer, sequence, ended, pb.FINISH_REASON_ERROR)
         except asyncio.CancelledError:
             local.end(_cancelled())
-            await self._end_feed(answer_id, sequence, ended, pb.FINISH_REASON_CANCELLED)
+            _end_for_resumers(writer, sequence, ended, pb.FINISH_REASON_CANCELLED)
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            self._running.pop(answer_id, None)
+            if writer is not None:
+                await writer.flushed()
 
-    async def _end_feed(self, answer_id: str, sequence: int, ended: bool, reason: int) -> None:
-        """Marks the end for resumers when the answer stopped without its `done` event."""
-        if not answer_id or ended:
-            return
-        done = pb.StreamAnswerResponse(
-            done=pb.AnswerDone(finish_reason=reason),  # type: ignore[arg-type]
-            sequence=sequence + 1,
-        )
-        with contextlib.suppress(Exception):
-            await asyncio.shield(
-                self._feed.append(answer_id, sequence + 1, done.SerializeToString(), True)
-            )
+    def _register(self, answer_id: str) -> None:
+        answer = asyncio.current_task()
+        assert answer is not None
+        self._running[answer_id] = answer
+        if self._poller is None or self._poller.done():
+            self._poller = self._spawn(self._poll_cancel_requests())
 
-    async def _watch_for_cancel(self, answer_id: str, answer: asyncio.Task[None]) -> None:
-        # Polled: the request may come to any replica, through Redis.
-        while True:
-            if await self._feed.cancel_requested(answer_id):
-                break
+    async def _poll_cancel_requests(self) -> None:
+        """One look per half second for all the answers running here: the request may have
+        come to any replica."""
+        while self._running:
             await asyncio.sleep(POLL_SECONDS)
-        log.info("answer.cancel_requested", answer_id=answer_id)
-        answer.cancel()
+            try:
+                requested = await self._feed.cancel_requested(list(self._running))
+            except Exception as error:
+                log.warning("answer.feed_unavailable", error=f"{type(error).__name__}: {error}")
+                continue
+            for answer_id in requested:
+                answer = self._running.pop(answer_id, None)
+                if answer is not None:
+                    log.info("answer.cancel_requested", answer_id=answer_id)
+                    answer.cancel()
 
     async def _wait_for_resume(self, answer: asyncio.Task[None], local: _LocalFollow) -> None:
         """The asking caller left: keep the answer while someone may resume it."""
@@ -226,6 +289,18 @@ class AnswerRuns:
                 reason="NOT_ANSWER_OWNER",
                 metadata={"answer_id": answer_id},
             )
+
+
+def _end_for_resumers(writer: _FeedWriter | None, sequence: int, ended: bool, reason: int) -> None:
+    """Marks the end for resumers when the answer stopped without its `done` event."""
+    if writer is None or ended:
+        return
+    writer.go_live()
+    done = pb.StreamAnswerResponse(
+        done=pb.AnswerDone(finish_reason=reason),  # type: ignore[arg-type]
+        sequence=sequence + 1,
+    )
+    writer.add(FeedEvent(sequence + 1, done.SerializeToString(), True))
 
 
 def _cancelled() -> ServiceError:
