@@ -68,12 +68,18 @@ def parse_upstreams(raw: str) -> list[Upstream]:
     return upstreams
 
 
+def local_address(web_address: str) -> tuple[str, int]:
+    """Host and port to reach the edge at from this machine: a wildcard listener is
+    reached through localhost."""
+    host, _, port = web_address.rpartition(":")
+    host = host.strip("[]")
+    return (host if host not in ("", "0.0.0.0", "::") else "localhost"), int(port)
+
+
 def edge_origin(web_address: str) -> str:
     """The console's own origin, which may always call the API."""
-    host, _, port = web_address.rpartition(":")
-    if host in ("", "0.0.0.0", "::", "[::]"):
-        host = "localhost"
-    return f"http://{host}:{port}"
+    host, port = local_address(web_address)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def envoy_config(settings: EdgeSettings, upstreams: list[Upstream]) -> dict[str, Any]:

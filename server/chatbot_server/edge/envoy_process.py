@@ -14,6 +14,8 @@ from typing import Any
 
 import envoy
 
+from chatbot_server.edge.envoy_config import local_address
+
 # Envoy's own lines as JSON, like the server's (%j escapes the message).
 LOG_FORMAT = '{"timestamp":"%Y-%m-%dT%T.%eZ","level":"%l","logger":"envoy.%n","event":"%j"}'
 _STOP_SECONDS = 5.0
@@ -92,16 +94,13 @@ class EdgeProcess:
         return edge
 
     async def _until_listening(self, address: str) -> None:
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]")
-        if host in ("", "0.0.0.0", "::"):
-            host = "127.0.0.1"
+        host, port = local_address(address)
         deadline = time.monotonic() + _START_SECONDS
         while time.monotonic() < deadline:
             if self._process.returncode is not None:
                 raise EdgeError(f"envoy exited with status {self._process.returncode}")
             try:
-                with socket.create_connection((host, int(port)), timeout=0.5):
+                with socket.create_connection((host, port), timeout=0.5):
                     return
             except OSError:
                 await asyncio.sleep(0.1)
