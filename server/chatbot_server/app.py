@@ -22,6 +22,7 @@ from chatbot_server.answers.answer_feed import (
     MemoryAnswerFeed,
     RedisAnswerFeed,
 )
+from chatbot_server.answers.answer_leases import AnswerLeases
 from chatbot_server.answers.answering import Answerer
 from chatbot_server.answers.cost_log import record_embedding_usage
 from chatbot_server.answers.llm import LlmClient
@@ -227,7 +228,12 @@ def ingestion_worker(settings: Settings, resources: Resources) -> IngestionWorke
     return IngestionWorker(resources.pool, resources.embedder, settings.ingestion, policy)
 
 
-def answerer(settings: Settings, resources: Resources, experiments: ActiveExperiment) -> Answerer:
+def answerer(
+    settings: Settings,
+    resources: Resources,
+    experiments: ActiveExperiment,
+    leases: AnswerLeases,
+) -> Answerer:
     """Answers through OpenRouter when a key is set, else offline from the retrieved text."""
     llm = None
     if settings.llm.api_key is not None:
@@ -242,6 +248,7 @@ def answerer(settings: Settings, resources: Resources, experiments: ActiveExperi
         settings.retrieval,
         resources.budget,
         experiments,
+        leases,
     )
 
 
@@ -267,10 +274,12 @@ class ChatbotServer:
         ]
         self.api_keys = ApiKeyCache(resources.pool, settings.identity.api_key_cache_seconds)
         self.experiments = ActiveExperiment(resources.pool)
-        self.answerer = answerer(settings, resources, self.experiments)
-        self.answers = AnswerRuns(
-            self.answerer, answer_feed(settings, resources), settings.answer.resume_seconds
+        feed = answer_feed(settings, resources)
+        self.leases = AnswerLeases(
+            resources.pool, feed, resources.budget, settings.answer.lease_seconds
         )
+        self.answerer = answerer(settings, resources, self.experiments, self.leases)
+        self.answers = AnswerRuns(self.answerer, feed, settings.answer.resume_seconds)
         tracing = settings.tracing
         self.tracing = (
             Tracing(tracing.exporter, tracing.service_name, tracing.otlp_endpoint)
@@ -336,6 +345,7 @@ class ChatbotServer:
             self.metrics = MetricsEndpoint(self.settings.server.metrics_address)
         await self.server.start()
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="dependency-monitor"))
+        self.leases.start()
         for number, worker in enumerate(self.workers):
             self._tasks.append(asyncio.create_task(worker.run(), name=f"ingestion-{number}"))
         await self._report_other_models()
@@ -369,6 +379,7 @@ class ChatbotServer:
         await self.server.stop(grace_seconds)
         await self.answers.stop()
         await self.answerer.drain()
+        await self.leases.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

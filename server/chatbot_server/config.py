@@ -306,6 +306,9 @@ class AnswerSettings:
     # How long an answer whose caller left goes on, waiting for ResumeAnswer; 0 cancels it
     # at once.
     resume_seconds: float = number("ANSWER_RESUME_SECONDS", 30.0, 0.0)
+    # How long an answer whose server stopped renewing its lease waits before another
+    # server records it as lost (ANSWER_LOST).
+    lease_seconds: float = number("ANSWER_LEASE_SECONDS", 10.0, 1.0, 600.0)
 
 
 @dataclass(frozen=True)

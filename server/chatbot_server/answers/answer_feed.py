@@ -1,9 +1,10 @@
 """Where an answer's events wait for a caller who comes back: a Redis Stream per answer,
 readable from every replica, or process memory when there is no Redis (one server).
 
-Each answer has its events in order (sequence numbers from 1, the last one marked), the
-identity that asked, and two flags: a cancel request, and a resumer's recent presence.
-Everything expires a while after the answer's last event.
+Each answer has its events in order (sequence numbers from 1, the last one marked, or a
+mark that the answer was lost with its server), the identity that asked, and two flags: a
+cancel request, and a resumer's recent presence. Everything expires a while after the
+answer's last event.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class AnswerGone(Exception):
     """The answer's events are not (or no longer) kept."""
 
 
+class AnswerLost(Exception):
+    """The server making the answer died before it ended (ANSWER_LOST)."""
+
+
 @dataclass(frozen=True)
 class FeedEvent:
     sequence: int
@@ -47,7 +52,12 @@ class AnswerFeed(Protocol):
         ...
 
     def follow(self, answer_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
-        """The events after `after`, then each new one as it comes, until the last."""
+        """The events after `after`, then each new one as it comes, until the last; raises
+        AnswerLost at the mark of a lost answer."""
+        ...
+
+    async def mark_lost(self, answer_id: str) -> None:
+        """Ends the answer for its followers: its server died."""
         ...
 
     async def request_cancel(self, answer_id: str) -> None: ...
@@ -99,11 +109,21 @@ class RedisAnswerFeed:
                 continue
             for entry_id, fields in read[0][1]:
                 last_id = entry_id
+                if b"lost" in fields:
+                    raise AnswerLost(answer_id)
                 sequence = int(fields[b"s"])
                 if sequence > after:
                     yield sequence, fields[b"m"]
                 if b"e" in fields:
                     return
+
+    async def mark_lost(self, answer_id: str) -> None:
+        stream = _key(answer_id, "events")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(stream, {"lost": 1})
+            pipe.expire(stream, self._keep)
+            pipe.expire(_key(answer_id, "owner"), self._keep)
+            await pipe.execute()
 
     async def request_cancel(self, answer_id: str) -> None:
         await self._redis.set(_key(answer_id, "cancel"), 1, ex=self._keep)
@@ -129,6 +149,7 @@ class _Kept:
     owner: str
     events: list[tuple[int, bytes]] = field(default_factory=list)
     ended: bool = False
+    lost: bool = False
     cancel: bool = False
     present_until: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -172,9 +193,17 @@ class MemoryAnswerFeed:
                 sent += 1
                 if sequence > after:
                     yield sequence, message
+            if kept.lost:
+                raise AnswerLost(answer_id)
             if kept.ended:
                 return
             await changed.wait()
+
+    async def mark_lost(self, answer_id: str) -> None:
+        kept = self._answers.get(answer_id)
+        if kept is not None:
+            kept.lost = True
+            kept.changed.set()
 
     async def request_cancel(self, answer_id: str) -> None:
         kept = self._answers.get(answer_id)

@@ -8,8 +8,8 @@ the characters sent and received.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -18,10 +18,13 @@ import asyncpg
 import structlog
 
 from chatbot_server.answers import chat_store
+from chatbot_server.answers.answer_leases import AnswerLeases
+from chatbot_server.answers.answer_writing import WrittenAnswer, answer_lost_error, write_answer
+from chatbot_server.answers.chat_store import AskedQuestion
 from chatbot_server.answers.prompting import CHARS_PER_TOKEN
 from chatbot_server.governance.budget import Budget, CallReservation
 from chatbot_server.governance.experiments import Assignment
-from chatbot_server.money.ledger_store import AnswerLogEntry, RequestFacts, record_call
+from chatbot_server.money.ledger_store import AnswerLogEntry, RequestFacts
 from chatbot_server.money.pricing import FREE, call_cost_micro_usd, to_usd
 from chatbot_server.platform import metrics
 from chatbot_server.platform.database import DATABASE_ERRORS
@@ -38,14 +41,12 @@ class AnswerRecord:
     """The answer's fixed facts: the request they came from, and where it is stored."""
 
     request: RequestFacts
-    question: str
-    conversation_id: UUID
+    # Stored before the answer message refers to it.
+    asked: AskedQuestion
     message_id: UUID
     embedding_model: str
     assignment: Assignment | None
     started: float
-    # Stores the question (and a new conversation): before the answer message refers to it.
-    store_question: Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -104,7 +105,8 @@ class AnswerRecorder:
     """Writes one answer's message and ledger row exactly once, however the answer ends
     (complete, failed, or cut because the caller left or the server is stopping), settling
     its budget reservation. Once begun, the writing goes on even if the call is cancelled,
-    and the answerer's `recordings` let a stopping server wait for it."""
+    and the answerer's `recordings` let a stopping server wait for it. The answer is leased
+    until then, so that another server records it should this one die."""
 
     def __init__(
         self,
@@ -112,23 +114,28 @@ class AnswerRecorder:
         budget: Budget,
         reservation: CallReservation,
         recordings: set[asyncio.Future[None]],
+        leases: AnswerLeases,
         answer: AnswerRecord,
     ) -> None:
         self._pool = pool
         self._budget = budget
         self._reservation = reservation
         self._recordings = recordings
+        self._leases = leases
         self._answer = answer
         self._question_stored: asyncio.Future[None] | None = None
         self.outcome = AnswerOutcome()
         # The model the answer is made with; empty without one.
         self.model = ""
         self.recorded = False
+        self._lease = leases.take(answer.message_id, self.if_lost)
 
     def store_question(self) -> None:
         """Stores the question (and a new conversation) beside whatever comes next."""
         if self._question_stored is None:
-            self._question_stored = asyncio.ensure_future(self._answer.store_question())
+            self._question_stored = asyncio.ensure_future(
+                chat_store.store_question(self._pool, self._answer.asked)
+            )
 
     async def record(self) -> None:
         if self.recorded:
@@ -141,65 +148,85 @@ class AnswerRecorder:
         recording.add_done_callback(self._recordings.discard)
         await asyncio.shield(recording)
 
-    async def _write(self, reservation_ids: list[UUID]) -> None:
-        """The answer message, then its ledger row, which settles the reservation to the
-        call's real cost; logs `answer.finished`."""
-        answer, outcome, model = self._answer, self.outcome, self.model
+    def if_lost(self) -> WrittenAnswer:
+        """What another server writes should this one die now: the text so far, failed."""
+        outcome = dataclasses.replace(
+            self.outcome,
+            text=list(self.outcome.text),
+            finish_reason="error",
+            error=answer_lost_error(),
+            grounding="unspecified",
+        )
+        return self._written(outcome, list(self._reservation.ids))
+
+    def _written(self, outcome: AnswerOutcome, reservation_ids: list[UUID]) -> WrittenAnswer:
+        answer, model = self._answer, self.model
         estimate_unreported_usage(outcome)
         micro, source = cost_of(model, outcome)
         total_ms = elapsed_ms(answer.started)
+        assignment = answer.assignment
+        return WrittenAnswer(
+            asked=answer.asked,
+            message_id=answer.message_id,
+            text="".join(outcome.text),
+            citations=outcome.citations,
+            status=_MESSAGE_STATUS.get(outcome.finish_reason, "complete"),
+            model=model,
+            entry=AnswerLogEntry(
+                answer.request,
+                conversation_id=answer.asked.conversation_id,
+                message_id=answer.message_id,
+                question=answer.asked.text,
+                llm_model=model,
+                embedding_model=answer.embedding_model,
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                cost_micro_usd=micro,
+                cost_source=source,
+                total_ms=total_ms,
+                retrieval_ms=outcome.retrieval_ms,
+                generation_ms=max(0, total_ms - outcome.retrieval_ms),
+                first_token_ms=outcome.first_token_ms,
+                chunks_retrieved=len(outcome.hits),
+                citation_count=len(outcome.citations),
+                top_similarity=max((h.candidate.similarity for h in outcome.hits), default=0.0),
+                experiment_id=assignment.experiment_id if assignment else None,
+                experiment_name=assignment.experiment_name if assignment else "",
+                experiment_variant=assignment.variant.name if assignment else "",
+                finish_reason=outcome.finish_reason,
+                error_type=outcome.error.reason if outcome.error else "",
+                error_message=outcome.error.message if outcome.error else "",
+                grounding=outcome.grounding,
+            ),
+            reservation_ids=reservation_ids,
+        )
+
+    async def _write(self, reservation_ids: list[UUID]) -> None:
+        """The answer message, then its ledger row, which settles the reservation to the
+        call's real cost and ends the lease; logs `answer.finished`."""
+        outcome = self.outcome
+        written = self._written(outcome, reservation_ids)
         assert self._question_stored is not None
         try:
+            lease = await self._lease
             await self._question_stored
-            await chat_store.insert_message(
-                self._pool, answer.conversation_id, "assistant", "".join(outcome.text),
-                message_id=answer.message_id, citations=outcome.citations,
-                status=_MESSAGE_STATUS.get(outcome.finish_reason, "complete"),
-                model=model, request_id=answer.request.request_id,
-            )  # fmt: skip
-            assignment = answer.assignment
-            spent = await record_call(
-                self._pool,
-                AnswerLogEntry(
-                    answer.request,
-                    conversation_id=answer.conversation_id,
-                    message_id=answer.message_id,
-                    question=answer.question,
-                    llm_model=model,
-                    embedding_model=answer.embedding_model,
-                    prompt_tokens=outcome.prompt_tokens,
-                    completion_tokens=outcome.completion_tokens,
-                    cost_micro_usd=micro,
-                    cost_source=source,
-                    total_ms=total_ms,
-                    retrieval_ms=outcome.retrieval_ms,
-                    generation_ms=max(0, total_ms - outcome.retrieval_ms),
-                    first_token_ms=outcome.first_token_ms,
-                    chunks_retrieved=len(outcome.hits),
-                    citation_count=len(outcome.citations),
-                    top_similarity=max((h.candidate.similarity for h in outcome.hits), default=0.0),
-                    experiment_id=assignment.experiment_id if assignment else None,
-                    experiment_name=assignment.experiment_name if assignment else "",
-                    experiment_variant=assignment.variant.name if assignment else "",
-                    finish_reason=outcome.finish_reason,
-                    error_type=outcome.error.reason if outcome.error else "",
-                    error_message=outcome.error.message if outcome.error else "",
-                    grounding=outcome.grounding,
-                ),
-                reservation_ids,
-            )
+            spent = await write_answer(self._pool, written, lease)
+            if lease is not None and spent is None:
+                log.warning("answer.recorded_as_lost", answer_id=str(self._answer.message_id))
             self._budget.spent(spent)
         except DATABASE_ERRORS as error:
             log.error("answer.not_recorded", error=f"{type(error).__name__}: {error}")
-        _count(model, outcome, micro)
+        finally:
+            self._leases.release(self._answer.message_id)
+        _count(self.model, outcome, written.entry.cost_micro_usd)
         log.info(
             "answer.finished",
             finish_reason=outcome.finish_reason,
-            model=model,
+            model=self.model,
             chunks=len(outcome.hits),
             citations=len(outcome.citations),
             grounding=outcome.grounding,
-            ms=total_ms,
+            ms=written.entry.total_ms,
         )
 
 

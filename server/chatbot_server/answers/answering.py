@@ -31,6 +31,7 @@ from chatbot_server.answers.answer_events import (
     TextAdded,
     UsageMeasured,
 )
+from chatbot_server.answers.answer_leases import AnswerLeases
 from chatbot_server.answers.answer_recording import (
     AnswerOutcome,
     AnswerRecord,
@@ -38,6 +39,7 @@ from chatbot_server.answers.answer_recording import (
     cost_of,
     elapsed_ms,
 )
+from chatbot_server.answers.chat_store import AskedQuestion
 from chatbot_server.answers.citations import CitationRenumberer, stored_citation
 from chatbot_server.answers.grounding import (
     NOT_FOUND_TEXT,
@@ -129,6 +131,7 @@ class Answerer:
         retrieval: RetrievalSettings,
         budget: Budget,
         experiments: ActiveExperiment,
+        leases: AnswerLeases,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
@@ -137,6 +140,7 @@ class Answerer:
         self._retrieval = retrieval
         self._budget = budget
         self._experiments = experiments
+        self._leases = leases
         self._recordings: set[asyncio.Future[None]] = set()
         self._in_flight = 0
         self._none_in_flight = asyncio.Event()
@@ -166,15 +170,23 @@ class Answerer:
             self._budget,
             reservation,
             self._recordings,
+            self._leases,
             AnswerRecord(
                 request=question.request,
-                question=question.text,
-                conversation_id=conversation_id,
+                asked=AskedQuestion(
+                    conversation_id=conversation_id,
+                    message_id=question_id,
+                    text=question.text,
+                    request_id=question.request.request_id,
+                    starts_conversation=question.conversation_id is None,
+                    owner=question.request.identity,
+                    session_id=question.session_id,
+                    title=question.title,
+                ),
                 message_id=message_id,
                 embedding_model=self._embedder.model_name,
                 assignment=plan.assignment,
                 started=started,
-                store_question=lambda: self._store_question(question, conversation_id, question_id),
             ),
         )
         recorder.model = plan.model
@@ -303,19 +315,6 @@ class Answerer:
         known = plan.system_prompt + question.text + "".join(text for _, text in history)
         prompt_bytes = len(known.encode()) + plan.top_k * SOURCE_BYTES_ESTIMATE
         return worst_case_micro_usd(plan.model, prompt_bytes, self._llm.max_output_tokens)
-
-    async def _store_question(
-        self, question: Question, conversation_id: UUID, question_id: UUID
-    ) -> None:
-        if question.conversation_id is None:
-            await chat_store.create_conversation(
-                self._pool, question.request.identity, question.session_id, question.title,
-                conversation_id=conversation_id,
-            )  # fmt: skip
-        await chat_store.insert_message(
-            self._pool, conversation_id, "user", question.text,
-            message_id=question_id, request_id=question.request.request_id,
-        )  # fmt: skip
 
     async def _history(self, conversation_id: UUID, question_id: UUID) -> list[tuple[str, str]]:
         """Earlier messages, without the question being stored beside this read."""

@@ -121,20 +121,55 @@ async def insert_message(
     status: str = "complete",
     model: str = "",
     request_id: str = "",
-) -> MessageRecord:
+) -> None:
+    """Adds a message; one whose id is stored already stays as it is (an answer recorded
+    by another server as lost)."""
     # One statement: a round trip saved on every question's way to its first token.
-    row = await pool.fetchrow(
-        f"""
+    await pool.execute(
+        """
         WITH touched AS (UPDATE conversations SET updated_at = now() WHERE id = $2)
         INSERT INTO messages (id, conversation_id, role, content, citations, status, model,
                               request_id)
         VALUES (coalesce($1, gen_random_uuid()), $2, $3, $4, $5::jsonb, $6, $7, $8)
-        RETURNING {MESSAGE_COLUMNS}
+        ON CONFLICT (id) DO NOTHING
         """,
         message_id, conversation_id, role, content, json.dumps(citations or []),
         status, model, request_id,
     )  # fmt: skip
-    return _message(row)
+
+
+@dataclass(frozen=True)
+class AskedQuestion:
+    """A question as stored, with the conversation it starts if it starts one."""
+
+    conversation_id: UUID
+    message_id: UUID
+    text: str
+    request_id: str
+    starts_conversation: bool
+    owner: str
+    session_id: str
+    title: str
+
+
+async def store_question(pool: asyncpg.Pool, question: AskedQuestion) -> None:
+    """Stores the question, and its conversation when it starts one; storing it again
+    changes nothing (a lost answer's question is stored by whichever server records it)."""
+    await pool.execute(
+        """
+        WITH started AS (
+            INSERT INTO conversations (id, owner, session_id, title)
+            SELECT $1, $5, $6, $7 WHERE $4
+            ON CONFLICT (id) DO NOTHING
+        ), touched AS (UPDATE conversations SET updated_at = now() WHERE id = $1)
+        INSERT INTO messages (id, conversation_id, role, content, request_id)
+        VALUES ($2, $1, 'user', $3, $8)
+        ON CONFLICT (id) DO NOTHING
+        """,
+        question.conversation_id, question.message_id, question.text,
+        question.starts_conversation, question.owner, question.session_id, question.title,
+        question.request_id,
+    )  # fmt: skip
 
 
 async def list_messages(pool: asyncpg.Pool, conversation_id: UUID) -> list[MessageRecord]:

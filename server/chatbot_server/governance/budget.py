@@ -191,9 +191,12 @@ class Budget:
                 return status.exceeded()
         return None
 
-    def spent(self, global_spent_micro_usd: int) -> None:
-        """Called after each ledger row: from the alert threshold on, warns (once a day per
-        replica) and has exactly one replica a day send the alert."""
+    def spent(self, global_spent_micro_usd: int | None) -> None:
+        """Called after each ledger row (None: none was written): from the alert threshold
+        on, warns (once a day per replica) and has exactly one replica a day send the
+        alert."""
+        if global_spent_micro_usd is None:
+            return
         status = self._status(GLOBAL_SCOPE, global_spent_micro_usd, 0, self.daily_micro_usd)
         metrics.BUDGET_USED_RATIO.set(status.used_fraction)
         if status.level == NORMAL or self._warned_day == status.day:

@@ -60,11 +60,24 @@ class AnswerLogEntry:
     grounding: str = "unspecified"
 
 
+@dataclass(frozen=True)
+class HeldLease:
+    """An answer's lease (`answer_leases`) as held by one server."""
+
+    answer_id: UUID
+    holder: str
+
+
 async def record_call(
-    pool: asyncpg.Pool, entry: AnswerLogEntry, reservation_ids: Sequence[UUID] = ()
-) -> int:
+    pool: asyncpg.Pool,
+    entry: AnswerLogEntry,
+    reservation_ids: Sequence[UUID] = (),
+    lease: HeldLease | None = None,
+) -> int | None:
     """Writes the row, adds its cost to today's totals and releases the call's reservations;
-    returns the global total of the row's day, in micro-USD."""
+    returns the global total of the row's day, in micro-USD. With the answer's lease, the
+    lease goes in the same transaction, and nothing is written (None) if this holder no
+    longer has it: another server recorded the answer as lost."""
     request = entry.request
     scopes = (
         [GLOBAL_SCOPE] if request.api_key_id is None else [GLOBAL_SCOPE, str(request.api_key_id)]
@@ -74,7 +87,13 @@ async def record_call(
             await conn.execute(
                 "DELETE FROM budget_reservations WHERE id = ANY($1::uuid[])", list(reservation_ids)
             )
-        spent: int = await conn.fetchval(
+        if lease is not None and not await conn.fetchval(
+            "DELETE FROM answer_leases WHERE answer_id = $1 AND holder = $2 RETURNING true",
+            lease.answer_id,
+            lease.holder,
+        ):
+            return None
+        spent: int | None = await conn.fetchval(
             """
             WITH logged AS (
                 INSERT INTO answer_logs (

@@ -20,7 +20,8 @@ import grpc
 import structlog
 
 from chatbot.v1 import chat_service_pb2 as pb
-from chatbot_server.answers.answer_feed import AnswerFeed, AnswerGone, FeedEvent
+from chatbot_server.answers.answer_feed import AnswerFeed, AnswerGone, AnswerLost, FeedEvent
+from chatbot_server.answers.answer_writing import answer_lost_error
 from chatbot_server.answers.answering import Answerer, Question
 from chatbot_server.platform.errors import ServiceError
 from chatbot_server.services.answer_messages import stream_answer_response
@@ -168,6 +169,8 @@ class AnswerRuns:
                 yield pb.StreamAnswerResponse.FromString(data)
         except AnswerGone:
             raise _gone(answer_id) from None
+        except AnswerLost:
+            raise answer_lost_error(answer_id) from None
         finally:
             presence.cancel()
 
@@ -182,6 +185,8 @@ class AnswerRuns:
                     message = pb.StreamAnswerResponse.FromString(data)
                     if message.WhichOneof("event") == "done":
                         return message.done.finish_reason == pb.FINISH_REASON_CANCELLED
+        except AnswerLost:
+            return False
         except (TimeoutError, AnswerGone):
             pass
         # Not ended yet: the request stands, and the answer stops when its server sees it.

@@ -1,0 +1,54 @@
+"""Answers' leases in PostgreSQL (`answer_leases`): the named queries. A lease's row ends in
+the transaction of its answer's ledger row (`ledger_store.record_call`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+import asyncpg
+
+
+async def take(
+    pool: asyncpg.Pool, answer_id: UUID, holder: str, ttl: timedelta, if_lost: str
+) -> None:
+    await pool.execute(
+        """
+        INSERT INTO answer_leases (answer_id, holder, expires_at, if_lost)
+        VALUES ($1, $2, clock_timestamp() + $3, $4::jsonb)
+        """,
+        answer_id, holder, ttl, if_lost,
+    )  # fmt: skip
+
+
+async def renew(
+    pool: asyncpg.Pool, holder: str, ttl: timedelta, answers: list[tuple[UUID, str]]
+) -> None:
+    """Extends the holder's leases of these answers, with what each would write if lost."""
+    await pool.execute(
+        """
+        UPDATE answer_leases AS l
+        SET expires_at = clock_timestamp() + $2, if_lost = a.if_lost::jsonb
+        FROM unnest($3::uuid[], $4::text[]) AS a (answer_id, if_lost)
+        WHERE l.answer_id = a.answer_id AND l.holder = $1
+        """,
+        holder, ttl, [answer_id for answer_id, _ in answers], [raw for _, raw in answers],
+    )  # fmt: skip
+
+
+async def claim_expired(
+    pool: asyncpg.Pool, holder: str, ttl: timedelta, limit: int
+) -> list[tuple[UUID, str]]:
+    """Takes over leases that ran out (their holder died); each answer, and what to write."""
+    rows = await pool.fetch(
+        """
+        UPDATE answer_leases SET holder = $1, expires_at = clock_timestamp() + $2
+        WHERE answer_id IN (
+            SELECT answer_id FROM answer_leases WHERE expires_at < clock_timestamp()
+            ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED
+        )
+        RETURNING answer_id, if_lost::text
+        """,
+        holder, ttl, limit,
+    )  # fmt: skip
+    return [(row["answer_id"], row["if_lost"]) for row in rows]
