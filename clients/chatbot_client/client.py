@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from chatbot.v1 import (
     document_service_pb2_grpc,
 )
 from chatbot_client.channel import open_channel
-from chatbot_client.errors import ChatbotError, UnavailableError, chatbot_errors
+from chatbot_client.errors import ChatbotError, InternalError, UnavailableError, chatbot_errors
 from chatbot_client.events import Answer, AnswerEvent, answer_event
 
 pb = document_service_pb2
@@ -33,6 +34,9 @@ UPLOAD_PIECE_BYTES = 256 * 1024
 FINAL_STATUSES = (pb.DOCUMENT_STATUS_READY, pb.DOCUMENT_STATUS_FAILED)
 # How many times one answer is resumed after its connection broke before giving up.
 RESUME_ATTEMPTS = 3
+# The wait before the first resume, doubled before each next one: when a server dies, all
+# of its callers come back at once.
+RESUME_BACKOFF_SECONDS = 0.1
 # How long an answer left unread may take to be cancelled.
 CANCEL_SECONDS = 15.0
 # Seconds a call may take unless the caller says otherwise; other methods use `timeout`.
@@ -305,8 +309,9 @@ class ChatbotClient:
         """The answer's events as they arrive: `AnswerStarted`, `TextDelta`s, `Citations`,
         `Usage`, `AnswerFinished` (see `chatbot_client.events`). `filter`, or `document_*`
         and `tags`, restrict which documents the answer may draw on. When the connection
-        breaks (UNAVAILABLE) the answer is resumed where it broke, on any server, without
-        an event lost or repeated. Leaving the loop early cancels the answer."""
+        breaks (UNAVAILABLE, or a stream reset) the answer is resumed where it broke, on any
+        server, without an event lost or repeated. Leaving the loop early cancels the
+        answer."""
         request = chat_pb.StreamAnswerRequest(
             question=question,
             conversation_id=conversation_id,
@@ -329,10 +334,11 @@ class ChatbotClient:
                         last = message.sequence or last
                         yield answer_event(message)
                     return
-                except UnavailableError:
+                except ChatbotError as error:
                     resumes += 1
-                    if not answer_id or resumes > RESUME_ATTEMPTS:
+                    if not _connection_broke(error) or not answer_id or resumes > RESUME_ATTEMPTS:
                         raise
+                    await asyncio.sleep(RESUME_BACKOFF_SECONDS * 2 ** (resumes - 1))
                 stream = self._stream(
                     "ResumeAnswer",
                     self.chat.ResumeAnswer,
@@ -694,3 +700,12 @@ def _file_size_and_sha256(path: Path) -> tuple[int, str]:
             digest.update(piece)
             size += len(piece)
     return size, digest.hexdigest()
+
+
+def _connection_broke(error: ChatbotError) -> bool:
+    """Whether a stream ended because the way to the server broke rather than by the
+    server's word: UNAVAILABLE, or INTERNAL without the ErrorInfo every error of the server
+    carries (a proxy resetting the stream when the server behind it died)."""
+    return isinstance(error, UnavailableError) or (
+        isinstance(error, InternalError) and not error.reason
+    )

@@ -3,6 +3,7 @@ servicer turns each into the StreamAnswer contract's message."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -21,6 +22,9 @@ class AnswerStarted:
     # Empty when the answer is made without a model.
     model: str
     assignment: Assignment | None
+    # Done once the answer is leased: from then on, another server records it should this
+    # one die.
+    leased: asyncio.Future[Any]
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ class AnswerRecorder:
         # The model the answer is made with; empty without one.
         self.model = ""
         self.recorded = False
-        self._lease = leases.take(answer.message_id, self.if_lost)
+        self.lease = leases.take(answer.message_id, self.if_lost)
 
     def store_question(self) -> None:
         """Stores the question (and a new conversation) beside whatever comes next."""
@@ -208,7 +208,7 @@ class AnswerRecorder:
         written = self._written(outcome, reservation_ids)
         assert self._question_stored is not None
         try:
-            lease = await self._lease
+            lease = await self.lease
             await self._question_stored
             spent = await write_answer(self._pool, written, lease)
             if lease is not None and spent is None:

@@ -199,6 +199,7 @@ class Answerer:
                 request_id=question.request.request_id,
                 model=plan.model,
                 assignment=plan.assignment,
+                leased=recorder.lease,
             )
             history = (
                 await self._history(conversation_id, question_id)

@@ -202,6 +202,22 @@ def _routes(settings: EdgeSettings) -> dict[str, Any]:
             {
                 "name": "chatbot",
                 "domains": ["*"],
+                # A call that never reached a server (it was stopping, or had died) goes to
+                # another; one that did is never sent twice.
+                "retry_policy": {
+                    "retry_on": "connect-failure,refused-stream,reset-before-request",
+                    "num_retries": 2,
+                    "retry_host_predicate": [
+                        {
+                            "name": "envoy.retry_host_predicates.previous_hosts",
+                            "typed_config": _typed(
+                                "envoy.extensions.retry.host.previous_hosts.v3"
+                                ".PreviousHostsPredicate"
+                            ),
+                        }
+                    ],
+                    "host_selection_retry_max_attempts": 3,
+                },
                 "routes": [*console, *streaming, api],
                 "request_headers_to_add": [
                     _header(
@@ -266,11 +282,29 @@ def _cluster(upstreams: list[Upstream]) -> dict[str, Any]:
             {
                 "timeout": "1s",
                 "interval": "2s",
+                # Not Envoy's 60 s while no calls come: a server that failed its first check
+                # (still starting) would otherwise wait a minute for its first call.
+                "no_traffic_interval": "2s",
                 "unhealthy_threshold": 2,
                 "healthy_threshold": 1,
                 "grpc_health_check": {},
             }
         ],
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    # Envoy's default of 1,024 calls at once would refuse streams long before
+                    # the servers are busy.
+                    "max_requests": 1_000_000,
+                    # Retries are of calls that never reached a server; when one dies, all
+                    # of its callers come back at once.
+                    "retry_budget": {
+                        "budget_percent": {"value": 50.0},
+                        "min_retry_concurrency": 100,
+                    },
+                }
+            ]
+        },
         # A server whose calls keep failing is taken out for a while, between health checks.
         "outlier_detection": {
             "consecutive_gateway_failure": 3,

@@ -20,6 +20,7 @@ import grpc
 import structlog
 
 from chatbot.v1 import chat_service_pb2 as pb
+from chatbot_server.answers.answer_events import AnswerStarted
 from chatbot_server.answers.answer_feed import AnswerFeed, AnswerGone, AnswerLost, FeedEvent
 from chatbot_server.answers.answer_writing import answer_lost_error
 from chatbot_server.answers.answering import Answerer, Question
@@ -40,6 +41,9 @@ class _LocalFollow:
         self.messages: list[pb.StreamAnswerResponse] = []
         # Set once the answer has started: where its events wait for a resume.
         self.writer: _FeedWriter | None = None
+        # Done once the answer can be resumed, or recorded as lost, from another server: the
+        # caller learns its id only then.
+        self.resumable: asyncio.Future[Any] | None = None
         self.ended = False
         self.error: ServiceError | None = None
         self.changed = asyncio.Event()
@@ -62,6 +66,8 @@ class _LocalFollow:
             changed = self.changed
             # Messages may arrive while the caller takes one: count each as it goes.
             while sent < len(self.messages):
+                if sent == 0 and self.resumable is not None:
+                    await asyncio.shield(self.resumable)
                 sent += 1
                 yield self.messages[sent - 1]
             if self.ended:
@@ -118,6 +124,9 @@ class _FeedWriter:
             except Exception as error:
                 log.warning("answer.feed_unavailable", answer_id=self._answer_id,
                             error=f"{type(error).__name__}: {error}")  # fmt: skip
+
+    async def opened(self) -> None:
+        await asyncio.shield(self._opening)
 
     async def flushed(self) -> None:
         await asyncio.shield(self._opening)
@@ -216,11 +225,12 @@ class AnswerRuns:
                 sequence += 1
                 message = stream_answer_response(event)
                 message.sequence = sequence
-                if message.WhichOneof("event") == "started":
+                if isinstance(event, AnswerStarted):
                     answer_id = message.started.assistant_message_id
                     message.started.answer_id = answer_id
                     writer = _FeedWriter(self._feed, answer_id, question.request.identity)
                     local.writer = writer
+                    local.resumable = asyncio.gather(writer.opened(), event.leased)
                     self._register(answer_id)
                 ended = message.WhichOneof("event") == "done"
                 local.add(message)
