@@ -46,6 +46,8 @@ async def pair(postgres_superuser_url: str, redis_url: str) -> AsyncIterator[Pai
         "OPENROUTER_BASE_URL": fake.base_url,
         "SIMILARITY_THRESHOLD": "0",
         "ANSWER_RESUME_SECONDS": str(RESUME_SECONDS),
+        # The shortest lease: answers here outlast several, so renewals must keep them.
+        "ANSWER_LEASE_SECONDS": "1",
     }
     first = await start_server(server_settings(database.app_url, redis_url, **env))
     second = await start_server(server_settings(database.app_url, redis_url, **env))
@@ -134,6 +136,16 @@ async def test_a_dropped_caller_resumes_on_another_server_and_misses_nothing(
     assert sequences == list(range(1, len(sequences) + 1))
     assert text_of(before + after) == "".join(PIECES)
     assert after[-1].done.finish_reason == pb.FINISH_REASON_STOP
+    assert [row["finish_reason"] for row in await ledger_rows(pair.database, answer_id)] == ["stop"]
+
+
+async def test_an_answer_that_outlasts_its_lease_is_renewed_not_lost(pair: Pair) -> None:
+    pair.fake.replies = [Reply(PIECES, piece_delay=0.3)]
+    async with grpc.aio.insecure_channel(pair.first.address) as channel:
+        call = ChatServiceStub(channel).StreamAnswer(pb.StreamAnswerRequest(question="LED?"))
+        messages = [message async for message in call]
+    assert text_of(messages) == "".join(PIECES)
+    answer_id = messages[0].started.answer_id
     assert [row["finish_reason"] for row in await ledger_rows(pair.database, answer_id)] == ["stop"]
 
 
