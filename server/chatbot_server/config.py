@@ -274,7 +274,10 @@ class EmbeddingSettings:
         "use-multilingual-v3",
         ("use-multilingual-v3", "all-MiniLM-L6-v2-int8"),
     )
-    threads: int = integer("EMBEDDING_THREADS", 2, 1)
+    # The offline model's threads per process. One serves best: a question's embedding is
+    # too small to share, and replicas on one machine would contend; an ingestion worker
+    # with cores to itself gains from more.
+    threads: int = integer("EMBEDDING_THREADS", 1, 1)
 
 
 @dataclass(frozen=True)
