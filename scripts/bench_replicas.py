@@ -34,11 +34,12 @@ import grpc
 import psutil
 import redis.asyncio as redis_client
 from bench_chat import PIECES, QUESTION, manual
+from bench_edge import direct_first_delta
 from bench_server import free_port, redis_url
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1.chat_service_pb2_grpc import ChatServiceStub
-from chatbot_client import ChatbotClient, TextDelta
+from chatbot_client import ChatbotClient
 from chatbot_server.answers.fake_openai import FakeOpenAI, Reply
 from chatbot_server.config import EdgeSettings
 from chatbot_server.edge.envoy_config import envoy_config, parse_upstreams
@@ -95,16 +96,6 @@ async def edge_in_front(addresses: list[str]) -> AsyncIterator[tuple[str, int]]:
         await edge.stop()
 
 
-async def answer_once(client: ChatbotClient) -> float:
-    """Milliseconds to the first delta of one whole answer."""
-    started = time.perf_counter()
-    first = float("nan")
-    async for event in client.ask(QUESTION, timeout=300):
-        if isinstance(event, TextDelta) and first != first:
-            first = (time.perf_counter() - started) * 1000
-    return first
-
-
 async def throughput(address: str, fake: FakeOpenAI) -> tuple[float, float]:
     """Answers/s with CALLERS at once, and the p50 TTFT in ms."""
     fake.replies = [Reply(PIECES) for _ in range(ANSWERS_PER_ROUND + CALLERS)]
@@ -112,13 +103,13 @@ async def throughput(address: str, fake: FakeOpenAI) -> tuple[float, float]:
     ttfts: list[float] = []
     async with ChatbotClient(address, timeout=300) as client:
         for _ in range(CALLERS // 5):
-            await answer_once(client)
+            await direct_first_delta(client)
 
         async def caller() -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                ttfts.append(await answer_once(client))
+                ttfts.append(await direct_first_delta(client))
 
         started = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(CALLERS)))
@@ -214,11 +205,11 @@ async def resumable_cost(env: dict[str, str], fake: FakeOpenAI) -> None:
         rounds: dict[str, list[float]] = {"with": [], "without": []}
         fake.replies = [Reply(PIECES) for _ in range(2 * TTFT_SAMPLES + 20)]
         for _ in range(10):
-            await answer_once(with_resume)
-            await answer_once(without)
+            await direct_first_delta(with_resume)
+            await direct_first_delta(without)
         for _ in range(TTFT_SAMPLES):
-            rounds["with"].append(await answer_once(with_resume))
-            rounds["without"].append(await answer_once(without))
+            rounds["with"].append(await direct_first_delta(with_resume))
+            rounds["without"].append(await direct_first_delta(without))
     with_p50, without_p50 = (statistics.median(rounds[name]) for name in ("with", "without"))
     print(f"TTFT through one server, instant model: resumable p50 {with_p50:.1f} ms, "
           f"not resumable p50 {without_p50:.1f} ms; ratio {with_p50 / without_p50:.3f}x; "

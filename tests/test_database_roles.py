@@ -30,6 +30,7 @@ TABLES = {
     "section_embeddings",
     "uploads",
     "upload_pieces",
+    "answer_leases",
 }
 
 

@@ -9,7 +9,7 @@ import asyncpg
 DATA_TABLES = (
     "feedback", "answer_logs", "messages", "conversations", "chunks", "section_embeddings",
     "document_contents", "documents", "upload_pieces", "uploads", "experiments",
-    "budget_reservations", "budget_days",
+    "budget_reservations", "budget_days", "answer_leases",
 )  # fmt: skip
 KEY_TABLE = "api_keys"
 
