@@ -54,8 +54,8 @@ class SettingsError(ValueError):
 Reader = Callable[[str, str], Any]
 
 
-def _setting(env: str, default: Any, read: Reader) -> Any:
-    return field(default=default, metadata={"env": env, "read": read})
+def _setting(env: str, default: Any, read: Reader, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "read": read, "secret": secret})
 
 
 def text(env: str, default: str) -> Any:
@@ -64,6 +64,12 @@ def text(env: str, default: str) -> Any:
 
 def optional_text(env: str) -> Any:
     return _setting(env, None, lambda _name, raw: raw)
+
+
+def secret(env: str, default: str | None = None) -> Any:
+    """Text that may instead come from the file `{env}_FILE` names, as Docker and Kubernetes
+    mount secrets; never both."""
+    return _setting(env, default, lambda _name, raw: raw, secret=True)
 
 
 def path(env: str, default: str) -> Any:
@@ -206,11 +212,11 @@ class LogSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     # The restricted role's URL; unset starts the embedded PostgreSQL.
-    url: str | None = optional_text("DATABASE_URL")
+    url: str | None = secret("DATABASE_URL")
     # The schema owner's URL, used only by `migrate` and `bootstrap`.
-    migration_url: str | None = optional_text("MIGRATION_DATABASE_URL")
+    migration_url: str | None = secret("MIGRATION_DATABASE_URL")
     # A superuser's URL, used only by `bootstrap`.
-    superuser_url: str | None = optional_text("SUPERUSER_DATABASE_URL")
+    superuser_url: str | None = secret("SUPERUSER_DATABASE_URL")
     app_role: str = text("DATABASE_APP_ROLE", "chatbot_app")
     pool_min_size: int = integer("DB_POOL_MIN_SIZE", 1, 0)
     pool_max_size: int = integer("DB_POOL_MAX_SIZE", 10, 1)
@@ -233,7 +239,7 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class RedisSettings:
     # Unset: rate limits are kept per process.
-    url: str | None = optional_text("REDIS_URL")
+    url: str | None = secret("REDIS_URL")
 
 
 @dataclass(frozen=True)
@@ -266,7 +272,7 @@ class IngestionSettings:
 class EmbeddingSettings:
     # Unset: the offline local model. Set: an OpenAI-compatible /embeddings endpoint.
     base_url: str | None = optional_text("EMBEDDING_BASE_URL")
-    api_key: str = text("EMBEDDING_API_KEY", "")
+    api_key: str = secret("EMBEDDING_API_KEY", "")
     model: str = text("EMBEDDING_MODEL", "text-embedding-3-small")
     # The offline model when EMBEDDING_BASE_URL is unset (`retrieval.embeddings.LOCAL_MODELS`).
     local_model: str = choice(
@@ -289,7 +295,7 @@ class RetrievalSettings:
 @dataclass(frozen=True)
 class LlmSettings:
     # Unset: answers are offline, quoting the retrieved passages.
-    api_key: str | None = optional_text("OPENROUTER_API_KEY")
+    api_key: str | None = secret("OPENROUTER_API_KEY")
     base_url: str = text("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
     connect_timeout_seconds: float = number("LLM_CONNECT_TIMEOUT_SECONDS", 5.0, 0.1)
     first_token_timeout_seconds: float = number("LLM_FIRST_TOKEN_TIMEOUT_SECONDS", 30.0, 0.1)
@@ -358,10 +364,10 @@ class BudgetSettings:
     alert_threshold: float = number("BUDGET_ALERT_THRESHOLD", 0.8, 0.0, 1.0)
     # At 100 %: "refuse" chat calls, or answer them "offline" from the documents.
     exhausted_action: str = choice("BUDGET_EXHAUSTED_ACTION", "refuse", ("refuse", "offline"))
-    alert_webhook_url: str | None = optional_text("BUDGET_ALERT_WEBHOOK_URL")
+    alert_webhook_url: str | None = secret("BUDGET_ALERT_WEBHOOK_URL")
     # Comma-separated addresses; needs SMTP_URL.
     alert_email: str | None = optional_text("BUDGET_ALERT_EMAIL")
-    smtp_url: str | None = optional_text("SMTP_URL")
+    smtp_url: str | None = secret("SMTP_URL")
     alert_sender: str = text("BUDGET_ALERT_FROM", "chatbot@localhost")
 
 
@@ -402,9 +408,29 @@ def _read_section(section: type[Any], env: Mapping[str, str]) -> Any:
     for setting in dataclasses.fields(section):
         name = setting.metadata["env"]
         raw = env.get(name, "").strip()
+        if setting.metadata["secret"]:
+            raw = _from_file(name, raw, env.get(f"{name}_FILE", "").strip())
         if raw:
             values[setting.name] = setting.metadata["read"](name, raw)
     return section(**values)
+
+
+def _from_file(name: str, raw: str, file_name: str) -> str:
+    """The secret's value: the variable's, or the content of the file `{name}_FILE` names."""
+    if not file_name:
+        return raw
+    if raw:
+        raise SettingsError(f"set {name} or {name}_FILE, not both")
+    try:
+        content = Path(file_name).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        raise SettingsError(
+            f"{name}_FILE names {file_name}, which cannot be read: {reason}"
+        ) from None
+    if not content:
+        raise SettingsError(f"{name}_FILE names {file_name}, which is empty")
+    return content
 
 
 def _check_consistency(settings: Settings) -> None:
