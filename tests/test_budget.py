@@ -294,6 +294,14 @@ async def test_an_exhausted_budget_can_answer_offline_instead(
     usage = next(e.usage for e in events if e.WhichOneof("event") == "usage")
     assert usage.usage.cost_usd == 0
     assert len(budget.fake.requests) == requests_before  # the model was never called
+    async with grpc.aio.insecure_channel(budget.servers[1].address) as channel:
+        report = await admin_service_pb2_grpc.AdminServiceStub(channel).GetCostReport(
+            admin_pb.GetCostReportRequest(days=1), metadata=with_key(budget.admin_secret), timeout=5
+        )
+    # Named as offline, not after the embedding model that found its passages.
+    offline = [b for b in report.by_model if b.key == "offline"]
+    assert len(offline) == 1 and offline[0].request_count >= 1 and offline[0].cost_usd == 0
+    assert not [b for b in report.by_model if b.key.startswith("use-")]
 
 
 async def test_stopping_the_server_mid_answer_records_and_settles_it(

@@ -202,6 +202,42 @@ async def test_ctrl_c_stops_the_server_and_its_extraction_process_quietly() -> N
     assert "server.stopped" in [event.get("event") for event in server.events]
 
 
+async def test_a_server_restarted_at_once_after_ctrl_c_with_clients_connected_serves() -> None:
+    async with server_on_embedded_defaults(1, own_process_group=True) as (server, _):
+        started = await server.wait_for_event("server.started")
+        address = str(started["address"])
+        channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+        try:
+            # Open streams: the server closes their connections, which leaves them in
+            # TIME_WAIT on its port.
+            watches = [
+                health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+                for channel in channels
+            ]
+            for watch in watches:
+                assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            assert server.process is not None
+            # Ctrl-C reaches the embedded PostgreSQL too, which starts shutting down at once.
+            os.killpg(server.process.pid, signal.SIGINT)
+            code, stderr = await server.finish(timeout=30)
+            assert code == 0, stderr
+        finally:
+            for channel in channels:
+                await channel.close()
+        again = ServerProcess(server.env, own_process_group=True)
+        await again.start()
+        try:
+            restarted = await again.wait_for_event("server.started", timeout=30)
+            assert restarted["address"] == address
+            async with grpc.aio.insecure_channel(address) as channel:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        finally:
+            await again.kill()
+
+
 async def test_a_taken_metrics_port_stops_the_server_with_one_line(
     database: MigratedDatabase,
 ) -> None:

@@ -123,6 +123,9 @@ def require_free_address(address: str) -> None:
         return
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As a server binds: the last run's connections in TIME_WAIT do not hold the port,
+        # a process listening on it does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host.strip("[]"), int(port)))
         except OSError:

@@ -186,7 +186,9 @@ async def cost_totals(pool: asyncpg.Pool, start: datetime, group: str | None) ->
     experiment variant."""
     key = {
         None: "'total'",
-        "model": "CASE WHEN llm_model <> '' THEN llm_model ELSE embedding_model END",
+        # An answer without a model is offline; a row without an answer, an embedding call.
+        "model": "CASE WHEN llm_model <> '' THEN llm_model "
+        "WHEN message_id IS NOT NULL THEN 'offline' ELSE embedding_model END",
         "method": "method",
         "day": "to_char((created_at AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD')",
         "variant": "experiment_name || '/' || experiment_variant",

@@ -64,8 +64,7 @@ async def start_embedded(settings: DatabaseSettings) -> EmbeddedDatabase:
     cluster = EmbeddedPostgres(
         settings.embedded_dir, settings.embedded_port, settings.embedded_shared_buffers_mb
     )
-    started_here = not await asyncio.to_thread(cluster.is_running)
-    await asyncio.to_thread(cluster.start)
+    started_here = await asyncio.to_thread(cluster.start)
     credentials = cluster.credentials
     plan = DatabasePlan(
         database=EMBEDDED_DATABASE,

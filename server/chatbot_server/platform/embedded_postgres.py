@@ -22,6 +22,7 @@ import secrets
 import shutil
 import stat
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ log = structlog.get_logger(__name__)
 
 SYSTEM_USER = "pgserver"
 SUPERUSER = "postgres"
+# How long a cluster that runs but takes no connection (stopping, or starting) is waited for.
+SETTLE_SECONDS = 60
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -89,17 +92,18 @@ class EmbeddedPostgres:
     def superuser_url(self) -> str:
         return self.url(SUPERUSER, self.credentials.superuser, "postgres")
 
-    def start(self) -> None:
-        """Creates the cluster if needed and starts it unless it is already running."""
+    def start(self) -> bool:
+        """Creates the cluster if needed and starts it unless it is already running; whether
+        this call started it."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._run_as is not None:
             for path in (self.data_dir, self._bin):
                 _make_traversable(path)
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
-        if self.is_running():
+        if self._running_and_ready():
             log.info("embedded_postgres.already_running", pgdata=str(self.pgdata), port=self.port)
-            return
+            return False
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='' "
             f"-c shared_buffers={self.shared_buffers_mb}MB"
@@ -109,12 +113,43 @@ class EmbeddedPostgres:
         except EmbeddedPostgresError as error:
             raise EmbeddedPostgresError(f"{error}\n{self._log_tail()}") from None
         log.info("embedded_postgres.started", pgdata=str(self.pgdata), port=self.port)
+        return True
 
     def stop(self) -> None:
         """Stops the cluster, cancelling open sessions; a stopped cluster is left as it is."""
         if self.is_running():
             self._pg_ctl("-w", "-m", "fast", "stop")
             log.info("embedded_postgres.stopped", pgdata=str(self.pgdata))
+
+    def _running_and_ready(self) -> bool:
+        """Whether the cluster runs and takes connections. One still stopping (the last
+        server in this folder has just stopped) or still starting is waited for."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        waited = False
+        while self.is_running():
+            if self._accepting_connections():
+                return True
+            if not waited:
+                waited = True
+                log.info("embedded_postgres.waiting", pgdata=str(self.pgdata))
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(
+                    f"the embedded PostgreSQL in {self.pgdata} runs but has taken no connection "
+                    f"on port {self.port} for {SETTLE_SECONDS} s: is it another version's, or "
+                    "on another EMBEDDED_POSTGRES_PORT? Stop it, or see its log: "
+                    f"{self.log_file}"
+                )
+            time.sleep(0.5)
+        return False
+
+    def _accepting_connections(self) -> bool:
+        ready = subprocess.run(
+            [str(self._bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-t", "1"],
+            capture_output=True,
+            check=False,
+            **self._user_kwargs(),
+        )
+        return ready.returncode == 0
 
     def is_running(self) -> bool:
         if not (self.pgdata / "PG_VERSION").exists():
