@@ -132,3 +132,11 @@ async def test_migrate_without_vector_extension_says_how_to_install_it(
     message = str(raised.value)
     assert "`vector` extension is missing from database chatbot_no_vector" in message
     assert "CREATE EXTENSION vector;" in message
+
+
+@pytest.mark.parametrize("database_name", ["postgres", "template1"])
+async def test_app_role_connects_to_the_service_database_only(
+    database: MigratedDatabase, database_name: str
+) -> None:
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+        await asyncpg.connect(with_database(database.app_url, database_name))

@@ -53,6 +53,10 @@ def plan_from_urls(owner_url: str, app_url: str) -> DatabasePlan:
     )
 
 
+# The databases every PostgreSQL has.
+SHARED_DATABASES = ("postgres", "template1")
+
+
 async def bootstrap_database(superuser_dsn: str, plan: DatabasePlan) -> None:
     """Creates (or updates) both roles, the database owned by the owner role, and the extensions."""
     conn = await asyncpg.connect(superuser_dsn)
@@ -72,6 +76,11 @@ async def bootstrap_database(superuser_dsn: str, plan: DatabasePlan) -> None:
                 conn, "CREATE DATABASE %I OWNER %I", plan.database, plan.owner_role
             )
             log.info("bootstrap.database_created", database=plan.database)
+        # PostgreSQL lets every role (PUBLIC) connect to the maintenance database and the
+        # template; taken back, the service's roles reach their own database only.
+        # Superusers keep it.
+        for shared in SHARED_DATABASES:
+            await _execute_formatted(conn, "REVOKE CONNECT ON DATABASE %I FROM PUBLIC", shared)
     finally:
         await conn.close()
 
