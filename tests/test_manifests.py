@@ -41,7 +41,7 @@ def test_the_pieces_fit_together() -> None:
     assert service["spec"]["clusterIP"] == "None"
     settings = by_name[("ConfigMap", "chatbot-settings")]["data"]
     assert settings["INGESTION_WORKERS"] == "0"
-    grace = int(settings["SHUTDOWN_GRACE_SECONDS"])
+    grace = int(settings["SHUTDOWN_DRAIN_SECONDS"]) + int(settings["SHUTDOWN_GRACE_SECONDS"])
     assert server["terminationGracePeriodSeconds"] > grace
     hpa = by_name[("HorizontalPodAutoscaler", "chatbot-server")]["spec"]
     assert hpa["scaleTargetRef"]["name"] == "chatbot-server"

@@ -69,6 +69,8 @@ async def cluster(postgres_superuser_url: str, redis_url: str) -> AsyncIterator[
         "ANSWER_RESUME_SECONDS": "10",
         "ANSWER_LEASE_SECONDS": str(LEASE_SECONDS),
         "SHUTDOWN_GRACE_SECONDS": "20",
+        # The edge checks every 2 s and takes a server out after two failed checks.
+        "SHUTDOWN_DRAIN_SECONDS": "5",
         "HEALTH_CHECK_INTERVAL_SECONDS": "0.5",
         "API_KEY_CACHE_SECONDS": "0",
         "RATE_LIMIT_ENABLED": "true",

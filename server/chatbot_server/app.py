@@ -376,9 +376,11 @@ class ChatbotServer:
         """Stops taking calls, lets calls in flight finish for up to the grace period, then
         cancels the rest and waits until every answer is recorded (its ledger row settling
         its budget reservation); the caller closes the pool after."""
-        log.info("server.stopping", grace_seconds=grace_seconds)
+        drain_seconds = self.settings.server.shutdown_drain_seconds
+        log.info("server.stopping", grace_seconds=grace_seconds, drain_seconds=drain_seconds)
         self.shutting_down.set()
         await self.health.shut_down()
+        await asyncio.sleep(drain_seconds)
         await self.server.stop(grace_seconds)
         await self.answers.stop()
         await self.answerer.drain()

@@ -177,6 +177,9 @@ def rate(env: str, default: str) -> Any:
 class ServerSettings:
     grpc_address: str = text("GRPC_ADDRESS", "127.0.0.1:50051")
     shutdown_grace_seconds: float = number("SHUTDOWN_GRACE_SECONDS", 15.0, 0.0)
+    # How long a stopping server still takes new calls after it says NOT_SERVING, so that
+    # balancers probing its health (the edge, Kubernetes) stop sending it calls first.
+    shutdown_drain_seconds: float = number("SHUTDOWN_DRAIN_SECONDS", 0.0, 0.0, 300.0)
     health_check_interval_seconds: float = number("HEALTH_CHECK_INTERVAL_SECONDS", 2.0, 0.05)
     dependency_timeout_seconds: float = number("DEPENDENCY_TIMEOUT_SECONDS", 2.0, 0.05)
     # The largest request message accepted (an upload sends its file in pieces below this).
