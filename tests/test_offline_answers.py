@@ -56,22 +56,34 @@ async def test_a_call_cancelled_right_after_started_is_recorded_as_cancelled(
     server: RunningServer, database: MigratedDatabase, log_sink: LogSink
 ) -> None:
     await truncate_documents(database.owner_url)
-    async with ChatbotClient(server.address) as client:
-        await upload_the_manual(client)
-        call = client.chat.StreamAnswer(
-            pb.StreamAnswerRequest(question="What does a blinking red status LED mean?")
-        )
-        started = (await call.read()).started
-        call.cancel()
+    # Retrieval waits on a lock the test holds, so the answer (offline, made at once
+    # otherwise) cannot end before the cancel arrives.
+    locker = await asyncpg.connect(database.owner_url)
+    lock = locker.transaction()
+    await lock.start()
+    try:
+        async with ChatbotClient(server.address) as client:
+            await upload_the_manual(client)
+            await locker.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
+            call = client.chat.StreamAnswer(
+                pb.StreamAnswerRequest(
+                    question="What does a blinking red status LED mean?", language="en"
+                )
+            )
+            started = (await call.read()).started
+            call.cancel()
 
-    async def finished() -> list[dict[str, object]]:
-        return [
-            e
-            for e in log_sink.events("answer.finished")
-            if e.get("request_id") == started.request_id
-        ]
+        async def finished() -> list[dict[str, object]]:
+            return [
+                e
+                for e in log_sink.events("answer.finished")
+                if e.get("request_id") == started.request_id
+            ]
 
-    assert [e["finish_reason"] for e in await eventually(finished)] == ["cancelled"]
+        assert [e["finish_reason"] for e in await eventually(finished)] == ["cancelled"]
+    finally:
+        await lock.rollback()
+        await locker.close()
     conn = await asyncpg.connect(database.owner_url)
     try:
         row = await conn.fetchrow(
