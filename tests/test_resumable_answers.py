@@ -208,6 +208,22 @@ async def test_cancel_answer_stops_it_from_another_server(pair: Pair) -> None:
     ]
 
 
+async def test_cancel_answer_of_an_answer_that_ended_says_it_was_not_cancelled(
+    pair: Pair,
+) -> None:
+    pair.fake.replies = [Reply(PIECES)]
+    who = as_client("203.0.113.52")
+    async with grpc.aio.insecure_channel(pair.first.address) as channel:
+        stub = ChatServiceStub(channel)
+        call = stub.StreamAnswer(pb.StreamAnswerRequest(question="LED?"), metadata=who)
+        messages = [message async for message in call]
+        assert messages[-1].done.finish_reason == pb.FINISH_REASON_STOP
+        response = await stub.CancelAnswer(
+            pb.CancelAnswerRequest(answer_id=messages[0].started.answer_id), metadata=who
+        )
+    assert not response.cancelled
+
+
 async def test_without_redis_an_answer_resumes_on_the_same_server(pair: Pair) -> None:
     fake = FakeOpenAI()
     await fake.start()

@@ -282,7 +282,9 @@ class ChatbotServer:
             resources.pool, feed, resources.budget, settings.answer.lease_seconds
         )
         self.answerer = answerer(settings, resources, self.experiments, self.leases)
-        self.answers = AnswerRuns(self.answerer, feed, settings.answer.resume_seconds)
+        self.answers = AnswerRuns(
+            resources.pool, self.answerer, feed, settings.answer.resume_seconds
+        )
         tracing = settings.tracing
         self.tracing = (
             Tracing(tracing.exporter, tracing.service_name, tracing.otlp_endpoint)

@@ -15,11 +15,14 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
+from uuid import UUID
 
+import asyncpg
 import grpc
 import structlog
 
 from chatbot.v1 import chat_service_pb2 as pb
+from chatbot_server.answers import chat_store
 from chatbot_server.answers.answer_events import AnswerStarted
 from chatbot_server.answers.answer_feed import AnswerFeed, AnswerGone, AnswerLost, FeedEvent
 from chatbot_server.answers.answer_writing import answer_lost_error
@@ -30,8 +33,9 @@ from chatbot_server.services.answer_messages import stream_answer_response
 log = structlog.get_logger(__name__)
 # How often a running answer looks for a cancel request, and a left one for a resumer.
 POLL_SECONDS = 0.5
-# How long CancelAnswer waits to see the answer end.
+# How long CancelAnswer waits to see the answer end, looking this often.
 CANCEL_WAIT_SECONDS = 10.0
+CANCEL_POLL_SECONDS = 0.2
 
 
 class _LocalFollow:
@@ -135,7 +139,10 @@ class _FeedWriter:
 
 
 class AnswerRuns:
-    def __init__(self, answerer: Answerer, feed: AnswerFeed, resume_seconds: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, answerer: Answerer, feed: AnswerFeed, resume_seconds: float
+    ) -> None:
+        self._pool = pool
         self._answerer = answerer
         self._feed = feed
         self._resume_seconds = resume_seconds
@@ -184,22 +191,20 @@ class AnswerRuns:
             presence.cancel()
 
     async def cancel(self, answer_id: str, identity: str) -> bool:
-        """Asks the answer to stop wherever it runs; whether it ended cancelled (False when
-        it had ended before)."""
+        """Asks the answer to stop wherever it runs; whether it ended cancelled, as its
+        recorded message says (False when it had ended otherwise)."""
         await self._authorize(answer_id, identity)
         await self._feed.request_cancel(answer_id)
         try:
             async with asyncio.timeout(CANCEL_WAIT_SECONDS):
-                async for _, data in self._feed.follow(answer_id, 0):
-                    message = pb.StreamAnswerResponse.FromString(data)
-                    if message.WhichOneof("event") == "done":
-                        return message.done.finish_reason == pb.FINISH_REASON_CANCELLED
-        except AnswerLost:
-            return False
-        except (TimeoutError, AnswerGone):
-            pass
-        # Not ended yet: the request stands, and the answer stops when its server sees it.
-        return True
+                while True:
+                    recorded = await chat_store.get_message(self._pool, UUID(answer_id))
+                    if recorded is not None:
+                        return recorded.status == "cancelled"
+                    await asyncio.sleep(CANCEL_POLL_SECONDS)
+        except TimeoutError:
+            # Not ended yet: the request stands, and the answer stops when its server sees it.
+            return True
 
     async def stop(self) -> None:
         """Cancels every answer still running (the server is stopping) and waits until each
