@@ -152,7 +152,13 @@ class IngestionWorker:
     async def _warm_up(self) -> None:
         """Starts the extraction process and loads the model before the first document."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._extraction_process(), document_preparation.warm_up)
+        try:
+            await loop.run_in_executor(self._extraction_process(), document_preparation.warm_up)
+        except BrokenProcessPool:
+            # It died starting: a terminal's Ctrl-C reaches the whole process group. The next
+            # document starts another.
+            self.close()
+            log.warning("ingestion.extraction_process_died", stage="warm-up")
         await self._embedder.warm_up()
 
     def _extraction_process(self) -> ProcessPoolExecutor:
