@@ -133,7 +133,7 @@ class _FeedWriter:
         await asyncio.shield(self._opening)
 
     async def flushed(self) -> None:
-        await asyncio.shield(self._opening)
+        await self.opened()
         while self._writing is not None and not self._writing.done():
             await asyncio.shield(self._writing)
 
