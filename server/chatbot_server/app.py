@@ -63,7 +63,7 @@ from chatbot_server.platform.database import (
 )
 from chatbot_server.platform.health import Dependency, DependencyMonitor, HealthService
 from chatbot_server.platform.metrics import MetricsEndpoint
-from chatbot_server.platform.redis_connection import connect_redis
+from chatbot_server.platform.redis_connection import FOLLOWER_CONNECTIONS, connect_redis
 from chatbot_server.platform.reflection import add_reflection
 from chatbot_server.platform.tracing import Tracing
 from chatbot_server.retrieval import languages
@@ -138,6 +138,8 @@ class Resources:
 
     pool: asyncpg.Pool
     redis: redis.Redis | None
+    # For blocking reads only: resumers following answers.
+    redis_followers: redis.Redis | None
     http: httpx.AsyncClient
     embedder: Embedder
     embedded: EmbeddedDatabase | None
@@ -150,8 +152,9 @@ class Resources:
         await self.postgres_probe.close()
         await self.pool.close()
         await self.http.aclose()
-        if self.redis is not None:
-            await self.redis.aclose()
+        for client in (self.redis, self.redis_followers):
+            if client is not None:
+                await client.aclose()
         if self.embedded is not None:
             # A cluster another server in the same folder started is left to that server.
             await self.embedded.stop_if_started_here()
@@ -167,11 +170,12 @@ async def open_resources(settings: Settings) -> Resources:
         app_url, database.pool_min_size, database.pool_max_size, database.statement_timeout_seconds
     )
     metrics.watch_pool(pool.get_size, pool.get_idle_size, pool.get_max_size)
-    redis_client = None
+    redis_client = redis_followers = None
     rate_limiter: RateLimiter
     if settings.redis.url is not None:
         timeout = settings.server.dependency_timeout_seconds
         redis_client = connect_redis(settings.redis.url, timeout)
+        redis_followers = connect_redis(settings.redis.url, timeout, FOLLOWER_CONNECTIONS)
         rate_limiter = RedisRateLimiter(redis_client)
     else:
         log.warning(
@@ -191,6 +195,7 @@ async def open_resources(settings: Settings) -> Resources:
     return Resources(
         pool=pool,
         redis=redis_client,
+        redis_followers=redis_followers,
         http=http,
         embedder=TimedEmbeddings(_embedder(settings.embeddings, pool, http, budget)),
         embedded=embedded,
@@ -259,8 +264,8 @@ def answer_feed(settings: Settings, resources: Resources) -> AnswerFeed:
     """Where answers' events wait for a resume: Redis, shared by every replica, or this
     process's memory without it."""
     keep = round(settings.answer.resume_seconds) + KEEP_SECONDS
-    if resources.redis is not None:
-        return RedisAnswerFeed(resources.redis, keep)
+    if resources.redis is not None and resources.redis_followers is not None:
+        return RedisAnswerFeed(resources.redis, resources.redis_followers, keep)
     return MemoryAnswerFeed(keep)
 
 

@@ -74,8 +74,10 @@ class AnswerFeed(Protocol):
 
 
 class RedisAnswerFeed:
-    def __init__(self, client: redis.Redis, keep_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, followers: redis.Redis, keep_seconds: int) -> None:
         self._redis = client
+        # Blocking reads hold their connection: they get their own client.
+        self._followers = followers
         self._keep = keep_seconds
 
     async def open(self, answer_id: str, owner: str) -> None:
@@ -102,7 +104,7 @@ class RedisAnswerFeed:
         last_id = "0-0"
         while True:
             # [[key, [(entry id, {field: value})...]]], or empty when nothing came.
-            read: Any = await self._redis.xread({events: last_id}, count=200, block=_BLOCK_MS)
+            read: Any = await self._followers.xread({events: last_id}, count=200, block=_BLOCK_MS)
             if not read:
                 if not await self._redis.exists(_key(answer_id, "owner")):
                     raise AnswerGone(answer_id)

@@ -29,6 +29,7 @@ from chatbot_server.platform.database import DATABASE_ERRORS
 log = structlog.get_logger(__name__)
 # Leases taken over per look.
 _CLAIM_LIMIT = 100
+_MARK_ATTEMPTS = 4
 
 
 class AnswerLeases:
@@ -108,9 +109,16 @@ class AnswerLeases:
             metrics.ANSWERS.labels(answer.entry.finish_reason, answer.entry.grounding).inc()
             log.warning("answer.lost", answer_id=str(answer_id), model=answer.model,
                         characters=len(answer.text))  # fmt: skip
-            try:
-                await self._feed.mark_lost(str(answer_id))
-            except Exception as error:
-                log.warning("answer.feed_unavailable", answer_id=str(answer_id),
-                            error=f"{type(error).__name__}: {error}")  # fmt: skip
+            await self._tell_resumers(str(answer_id))
         return len(claimed) == _CLAIM_LIMIT
+
+    async def _tell_resumers(self, answer_id: str) -> None:
+        """Marks the answer lost in its feed; retried, as a resumer waits for nothing else."""
+        for attempt in range(1, _MARK_ATTEMPTS + 1):
+            try:
+                await self._feed.mark_lost(answer_id)
+                return
+            except Exception as error:
+                log.warning("answer.feed_unavailable", answer_id=answer_id, attempt=attempt,
+                            error=f"{type(error).__name__}: {error}")  # fmt: skip
+                await asyncio.sleep(attempt * 0.5)
