@@ -137,9 +137,9 @@ class Resources:
     """The connections the server holds, opened before it serves and closed after."""
 
     pool: asyncpg.Pool
-    redis: redis.Redis | None
     # For blocking reads only: resumers following answers.
     redis_followers: redis.Redis | None
+    redis: redis.Redis | None
     http: httpx.AsyncClient
     embedder: Embedder
     embedded: EmbeddedDatabase | None
