@@ -33,6 +33,8 @@ def server_settings(database_url: str, redis_url: str | None, **env: str) -> Set
             "DEPENDENCY_TIMEOUT_SECONDS": "1",
             "SHUTDOWN_GRACE_SECONDS": "2",
             "RATE_LIMIT_ENABLED": "false",
+            # Many tests send wrong keys on purpose, all from one address.
+            "AUTH_FAILURE_LIMIT": "100000/minute",
             # An answer whose caller left is cancelled at once, as the tests of cancelling
             # expect; the tests of resuming set a window.
             "ANSWER_RESUME_SECONDS": "0",

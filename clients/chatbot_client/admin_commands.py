@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatbot.v1 import admin_service_pb2 as pb
 from chatbot_client.output import print_json
@@ -71,7 +75,16 @@ def add_admin_commands(commands: Any, add: Callable[..., argparse.ArgumentParser
     new_key.add_argument("--role", required=True, choices=tuple(_ROLES))
     new_key.add_argument("--daily-budget-usd", type=float)
     new_key.add_argument("--rate-limit", default="", help="e.g. 5000/hour")
+    new_key.add_argument("--expires-in", type=_duration, metavar="SPAN",
+                         help="the key stops working this long from now: 90d, 12h")  # fmt: skip
     new_key.set_defaults(handler=_create_key)
+    rotate = add(keys, "rotate", help="give a key a new secret, printed once, last")
+    rotate.add_argument("key", metavar="ID|PREFIX")
+    rotate.add_argument("--overlap", type=_duration, metavar="SPAN",
+                        help="how long the old secret keeps working (default: 24h)")  # fmt: skip
+    rotate.add_argument("--expires-in", type=_duration, metavar="SPAN",
+                        help="a new expiry from now (default: keep the key's)")  # fmt: skip
+    rotate.set_defaults(handler=_rotate_key)
     listed = add(keys, "list", help="keys, newest first, without secrets")
     listed.add_argument("--all", action="store_true", help="include revoked keys")
     listed.set_defaults(handler=_list_keys)
@@ -245,19 +258,57 @@ def _key_line(key: pb.ApiKey) -> str:
     )
     state = "revoked" if key.revoked else "active"
     limit = f"  limit {key.rate_limit}" if key.rate_limit else ""
-    return f"{key.api_key_id}  {key.prefix}…  {role:<6} {state:<7} {budget}{limit}  {key.name}"
+    expiry = f"  expires {_minute(key.expire_time)}" if key.HasField("expire_time") else ""
+    overlap = (
+        f"  old secret until {_minute(key.previous_secret_expire_time)}"
+        if key.HasField("previous_secret_expire_time")
+        else ""
+    )
+    return (
+        f"{key.api_key_id}  {key.prefix}…  {role:<6} {state:<7} {budget}{limit}{expiry}{overlap}"
+        f"  {key.name}"
+    )
+
+
+def _minute(moment: Timestamp) -> str:
+    return f"{moment.ToDatetime():%Y-%m-%d %H:%M}Z"
+
+
+def _duration(text: str) -> timedelta:
+    """'90d', '12h', '30m', '45s', '2w'."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"write a span like 90d, 12h, 30m or 45s, not {text!r}")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match[2]]
+    return timedelta(**{unit: int(match[1])})
 
 
 def _create_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     created = client.create_api_key(
         args.name, _ROLES[args.role], daily_budget_usd=args.daily_budget_usd,
-        rate_limit=args.rate_limit,
+        rate_limit=args.rate_limit, expires_in=args.expires_in,
     )  # fmt: skip
-    if args.json:
-        return print_json(created)
-    print(_key_line(created.api_key))
+    return _print_secret(created, args.json)
+
+
+def _rotate_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
+    key = _one_key(client, args.key)
+    if key is None:
+        return 1
+    rotated = client.rotate_api_key(
+        key.api_key_id, overlap=args.overlap, expires_in=args.expires_in
+    )
+    return _print_secret(rotated, args.json)
+
+
+def _print_secret(
+    response: pb.CreateApiKeyResponse | pb.RotateApiKeyResponse, as_json: bool
+) -> int:
+    if as_json:
+        return print_json(response)
+    print(_key_line(response.api_key))
     print("The secret is shown only now; send it as 'authorization: Bearer <secret>':")
-    print(created.secret)
+    print(response.secret)
     return 0
 
 
@@ -270,8 +321,10 @@ def _list_keys(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _revoke_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
-    wanted = args.key.strip()
+def _one_key(client: SyncChatbotClient, wanted: str) -> pb.ApiKey | None:
+    """The key with this id, or the one whose shown prefix starts with this; None (said on
+    stderr) when there is none or more than one."""
+    wanted = wanted.strip()
     matches = [
         key
         for key in client.list_api_keys(show_revoked=True)
@@ -280,8 +333,15 @@ def _revoke_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     if len(matches) != 1:
         problem = "no key has" if not matches else f"{len(matches)} keys have"
         print(f"chatbot: {problem} the id or prefix {wanted!r}", file=sys.stderr)
+        return None
+    return matches[0]
+
+
+def _revoke_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
+    key = _one_key(client, args.key)
+    if key is None:
         return 1
-    revoked = client.revoke_api_key(matches[0].api_key_id)
+    revoked = client.revoke_api_key(key.api_key_id)
     if args.json:
         return print_json(revoked)
     print(_key_line(revoked))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -582,12 +583,15 @@ class ChatbotClient:
         *,
         daily_budget_usd: float | None = None,
         rate_limit: str = "",
+        expires_in: timedelta | None = None,
         timeout: float | None = None,
     ) -> admin_pb.CreateApiKeyResponse:
         """A new key; the response holds its secret, shown this once."""
         request = admin_pb.CreateApiKeyRequest(name=name, role=role, rate_limit=rate_limit)
         if daily_budget_usd is not None:
             request.daily_budget_usd = daily_budget_usd
+        if expires_in is not None:
+            request.expires_in.FromTimedelta(expires_in)
         response: admin_pb.CreateApiKeyResponse = await self._call(
             "CreateApiKey", self.admin.CreateApiKey, request, timeout
         )
@@ -621,6 +625,26 @@ class ChatbotClient:
             timeout,
         )
         return response.api_key
+
+    async def rotate_api_key(
+        self,
+        api_key_id: str,
+        *,
+        overlap: timedelta | None = None,
+        expires_in: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> admin_pb.RotateApiKeyResponse:
+        """A new secret for the key, shown this once; the old one works for `overlap`
+        (the server's default, 24 h, when None)."""
+        request = admin_pb.RotateApiKeyRequest(api_key_id=api_key_id)
+        if overlap is not None:
+            request.overlap.FromTimedelta(overlap)
+        if expires_in is not None:
+            request.expires_in.FromTimedelta(expires_in)
+        response: admin_pb.RotateApiKeyResponse = await self._call(
+            "RotateApiKey", self.admin.RotateApiKey, request, timeout
+        )
+        return response
 
     async def clear_rate_limits(self, identity: str = "", *, timeout: float | None = None) -> int:
         """Forgets the counted calls of one identity, or of all; how many counters went."""

@@ -89,6 +89,7 @@ class SyncChatbotClient:
     create_api_key = _blocking(ChatbotClient.create_api_key)
     list_api_keys = _blocking(ChatbotClient.list_api_keys)
     revoke_api_key = _blocking(ChatbotClient.revoke_api_key)
+    rotate_api_key = _blocking(ChatbotClient.rotate_api_key)
     clear_rate_limits = _blocking(ChatbotClient.clear_rate_limits)
 
     def close(self) -> None:

@@ -39,6 +39,7 @@ from chatbot_server.documents.ingestion import IngestionWorker
 from chatbot_server.edge.envoy_config import Upstream, envoy_config
 from chatbot_server.edge.envoy_process import EdgeProcess
 from chatbot_server.governance.alerts import BudgetAlerts
+from chatbot_server.governance.auth_failures import AuthFailures
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import ActiveExperiment
 from chatbot_server.governance.interceptors import (
@@ -413,7 +414,11 @@ def _interceptors(
         AccessLogInterceptor(
             settings.server.max_receive_message_bytes, settings.identity.trusted_proxies
         ),
-        identity_interceptor(api_keys, settings.identity),
+        identity_interceptor(
+            api_keys,
+            AuthFailures(resources.rate_limiter, settings.identity.auth_failure_limit),
+            settings.identity,
+        ),
     ]
     if settings.rate_limits.enabled:
         chain.append(rate_limit_interceptor(resources.rate_limiter, settings.rate_limits))

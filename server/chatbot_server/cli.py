@@ -8,16 +8,22 @@ import asyncio
 import json
 import os
 import sys
+from datetime import timedelta
 
 import structlog
 
 from chatbot_server.app import ListenError, open_resources, run_edge, run_worker, serve
-from chatbot_server.config import Settings, SettingsError
+from chatbot_server.config import Settings, SettingsError, parse_duration
 from chatbot_server.edge.envoy_config import envoy_config, parse_upstreams
 from chatbot_server.edge.envoy_process import EdgeError, validate
 from chatbot_server.governance import api_key_store
 from chatbot_server.governance.api_keys import ROLES, ApiKeyRecord
-from chatbot_server.governance.key_management import create_key, revoke_key
+from chatbot_server.governance.key_management import (
+    DEFAULT_OVERLAP,
+    create_key,
+    revoke_key,
+    rotate_key,
+)
 from chatbot_server.maintenance.clearing import clear_data
 from chatbot_server.maintenance.seeding import (
     SIZES,
@@ -60,7 +66,7 @@ _COMMANDS = {
     "migrate": "apply database migrations as the schema owner (MIGRATION_DATABASE_URL)",
     "bootstrap": "create the roles, database and extensions as a superuser "
     "(SUPERUSER_DATABASE_URL), from MIGRATION_DATABASE_URL and DATABASE_URL",
-    "keys": "create, list or revoke API keys in the configured database",
+    "keys": "create, list, rotate or revoke API keys in the configured database",
     "seed": "add sample documents and conversations (refused when ENVIRONMENT=production)",
     "clear-data": "delete every row (documents, conversations, logs, keys); keep the schema",
 }
@@ -146,6 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--daily-budget-usd", type=float, help="the key's own daily budget")
     create.add_argument("--rate-limit", default="", help="replaces RATE_LIMIT_AUTHENTICATED")
+    create.add_argument("--expires-in", type=_duration, metavar="SPAN",
+                        help="the key stops working this long from now: 90d, 12h, 30m")  # fmt: skip
+    rotate = keys.add_parser(
+        "rotate",
+        help="give a key a new secret, printed once, last; the old one works for the overlap",
+    )
+    rotate.add_argument("key", metavar="ID|PREFIX")
+    rotate.add_argument("--overlap", type=_duration, default=DEFAULT_OVERLAP, metavar="SPAN",
+                        help="how long the old secret keeps working (default: 24h)")  # fmt: skip
+    rotate.add_argument("--expires-in", type=_duration, metavar="SPAN",
+                        help="a new expiry from now (default: keep the key's)")  # fmt: skip
     listed = keys.add_parser("list", help="keys, newest first, without secrets")
     listed.add_argument("--all", action="store_true", help="include revoked keys")
     revoke = keys.add_parser("revoke", help="revoke a key by id or by its shown prefix")
@@ -158,11 +175,13 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
         try:
             if args.action == "create":
                 record, secret = await create_key(
-                    pool, args.name, args.role, args.daily_budget_usd, args.rate_limit
-                )
-                print(_key_line(record))
-                print("The secret is shown only now; send it as 'authorization: Bearer <secret>':")
-                print(secret)
+                    pool, args.name, args.role, args.daily_budget_usd, args.rate_limit,
+                    args.expires_in,
+                )  # fmt: skip
+                _print_secret(record, secret)
+            elif args.action == "rotate":
+                record, secret = await rotate_key(pool, args.key, args.overlap, args.expires_in)
+                _print_secret(record, secret)
             elif args.action == "list":
                 records = await api_key_store.list_keys(pool, args.all, 10_000, None)
                 for record in records:
@@ -239,6 +258,19 @@ async def _clear_data(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _print_secret(record: ApiKeyRecord, secret: str) -> None:
+    print(_key_line(record))
+    print("The secret is shown only now; send it as 'authorization: Bearer <secret>':")
+    print(secret)
+
+
 def _key_line(record: ApiKeyRecord) -> str:
     budget = (
         f"${record.daily_budget_micro_usd / MICRO_USD_PER_USD:.2f}/day"
@@ -247,8 +279,12 @@ def _key_line(record: ApiKeyRecord) -> str:
     )
     state = "revoked" if record.revoked else "active"
     limit = f"  limit {record.rate_limit}" if record.rate_limit else ""
+    expiry = f"  expires {record.expires_at:%Y-%m-%d %H:%M}Z" if record.expires_at else ""
+    old = record.previous_secret_expires_at
+    overlap = f"  old secret until {old:%Y-%m-%d %H:%M}Z" if old else ""
     return (
-        f"{record.id}  {record.prefix}…  {record.role:<6} {state:<7} {budget}{limit}  {record.name}"
+        f"{record.id}  {record.prefix}…  {record.role:<6} {state:<7} {budget}{limit}{expiry}"
+        f"{overlap}  {record.name}"
     )
 
 

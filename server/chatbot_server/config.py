@@ -12,11 +12,14 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK = "127.0.0.0/8,::1/128"
 
@@ -45,6 +48,14 @@ def parse_rate(text: str) -> Rate:
     if count < 1 or multiple < 1:
         raise ValueError(f"a rate needs a count and a window of at least 1, got {text!r}")
     return Rate(count, multiple * _UNITS[unit])
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90d', '12h', '30m', '45s', '2w'."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"a duration is written like 90d, 12h, 30m or 45s, got {text!r}")
+    return timedelta(seconds=int(match[1]) * _DURATION_SECONDS[match[2]])
 
 
 class SettingsError(ValueError):
@@ -331,6 +342,8 @@ class IdentitySettings:
     api_key_cache_seconds: float = number("API_KEY_CACHE_SECONDS", 5.0, 0.0, 300.0)
     # Peers whose x-forwarded-for names the client (the edge); "none" believes no one.
     trusted_proxies: tuple[IPNetwork, ...] = networks("TRUSTED_PROXIES", LOOPBACK)
+    # Failed authentications a peer may make; past them its keys are refused unread.
+    auth_failure_limit: Rate = rate("AUTH_FAILURE_LIMIT", "20/minute")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ isort:skip_file
 from chatbot.v1 import chat_service_pb2 as _chat_service_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -1091,6 +1092,8 @@ class ApiKey(_message.Message):
     LAST_USE_TIME_FIELD_NUMBER: _builtins.int
     DAILY_BUDGET_USD_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     api_key_id: _builtins.str
     """The key's id (UUID)."""
     name: _builtins.str
@@ -1113,6 +1116,14 @@ class ApiKey(_message.Message):
     def last_use_time(self) -> _timestamp_pb2.Timestamp:
         """When the key was last used (to within API_KEY_CACHE_SECONDS); unset if never."""
 
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the key stops working (UNAUTHENTICATED, reason API_KEY_EXPIRED); unset if never."""
+
+    @_builtins.property
+    def previous_secret_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the secret the last rotation replaced stops working; unset if none."""
+
     def __init__(
         self,
         *,
@@ -1125,10 +1136,12 @@ class ApiKey(_message.Message):
         last_use_time: _timestamp_pb2.Timestamp | None = ...,
         daily_budget_usd: _builtins.float | None = ...,
         rate_limit: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        previous_secret_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "create_time", b"create_time", "daily_budget_usd", b"daily_budget_usd", "last_use_time", b"last_use_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "create_time", b"create_time", "daily_budget_usd", b"daily_budget_usd", "expire_time", b"expire_time", "last_use_time", b"last_use_time", "previous_secret_expire_time", b"previous_secret_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "api_key_id", b"api_key_id", "create_time", b"create_time", "daily_budget_usd", b"daily_budget_usd", "last_use_time", b"last_use_time", "name", b"name", "prefix", b"prefix", "rate_limit", b"rate_limit", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "api_key_id", b"api_key_id", "create_time", b"create_time", "daily_budget_usd", b"daily_budget_usd", "expire_time", b"expire_time", "last_use_time", b"last_use_time", "name", b"name", "prefix", b"prefix", "previous_secret_expire_time", b"previous_secret_expire_time", "rate_limit", b"rate_limit", "revoked", b"revoked", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__daily_budget_usd: _TypeAlias = _typing.Literal["daily_budget_usd"]  # noqa: Y015
     _WhichOneofArgType__daily_budget_usd: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd"]  # noqa: Y015
@@ -1146,6 +1159,7 @@ class CreateApiKeyRequest(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     DAILY_BUDGET_USD_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A name for people, 1 to 100 characters."""
     role: Global___ApiKeyRole.ValueType
@@ -1154,6 +1168,10 @@ class CreateApiKeyRequest(_message.Message):
     """A daily budget of the key's own in US dollars, on top of the global one; unset for none."""
     rate_limit: _builtins.str
     """Replaces RATE_LIMIT_AUTHENTICATED for this key, for example "5000/hour"; empty keeps it."""
+    @_builtins.property
+    def expires_in(self) -> _duration_pb2.Duration:
+        """The key expires this long after its creation, at most 3653 days; unset: never."""
+
     def __init__(
         self,
         *,
@@ -1161,10 +1179,11 @@ class CreateApiKeyRequest(_message.Message):
         role: Global___ApiKeyRole.ValueType = ...,
         daily_budget_usd: _builtins.float | None = ...,
         rate_limit: _builtins.str = ...,
+        expires_in: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "daily_budget_usd", b"daily_budget_usd"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "daily_budget_usd", b"daily_budget_usd", "expires_in", b"expires_in"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "daily_budget_usd", b"daily_budget_usd", "name", b"name", "rate_limit", b"rate_limit", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd", "daily_budget_usd", b"daily_budget_usd", "expires_in", b"expires_in", "name", b"name", "rate_limit", b"rate_limit", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__daily_budget_usd: _TypeAlias = _typing.Literal["daily_budget_usd"]  # noqa: Y015
     _WhichOneofArgType__daily_budget_usd: _TypeAlias = _typing.Literal["_daily_budget_usd", b"_daily_budget_usd"]  # noqa: Y015
@@ -1303,3 +1322,65 @@ class RevokeApiKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeApiKeyResponse: _TypeAlias = RevokeApiKeyResponse  # noqa: Y015
+
+@_typing.final
+class RotateApiKeyRequest(_message.Message):
+    """Request of RotateApiKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_KEY_ID_FIELD_NUMBER: _builtins.int
+    OVERLAP_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_FIELD_NUMBER: _builtins.int
+    api_key_id: _builtins.str
+    """The key's id (UUID); it must not be revoked."""
+    @_builtins.property
+    def overlap(self) -> _duration_pb2.Duration:
+        """How long the old secret keeps working, 0 to 3653 days; unset means 24 hours."""
+
+    @_builtins.property
+    def expires_in(self) -> _duration_pb2.Duration:
+        """A new expiry, this long from now; unset keeps the key's."""
+
+    def __init__(
+        self,
+        *,
+        api_key_id: _builtins.str = ...,
+        overlap: _duration_pb2.Duration | None = ...,
+        expires_in: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_in", b"expires_in", "overlap", b"overlap"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key_id", b"api_key_id", "expires_in", b"expires_in", "overlap", b"overlap"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateApiKeyRequest: _TypeAlias = RotateApiKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateApiKeyResponse(_message.Message):
+    """Response of RotateApiKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_KEY_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """The new secret, shown only this once."""
+    @_builtins.property
+    def api_key(self) -> Global___ApiKey:
+        """The key with its new prefix."""
+
+    def __init__(
+        self,
+        *,
+        api_key: Global___ApiKey | None = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateApiKeyResponse: _TypeAlias = RotateApiKeyResponse  # noqa: Y015

@@ -65,6 +65,10 @@ class AdminServiceStub:
     """Lists API keys, newest first, without their secrets."""
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeApiKeyRequest, _admin_service_pb2.RevokeApiKeyResponse]
     """Revokes an API key; calls made with it fail with UNAUTHENTICATED from then on."""
+    RotateApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RotateApiKeyRequest, _admin_service_pb2.RotateApiKeyResponse]
+    """Gives an API key a new secret, returned once. The old secret keeps working for the
+    overlap, then fails with UNAUTHENTICATED (reason API_KEY_ROTATED).
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -103,6 +107,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Lists API keys, newest first, without their secrets."""
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeApiKeyRequest, _admin_service_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
     """Revokes an API key; calls made with it fail with UNAUTHENTICATED from then on."""
+    RotateApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RotateApiKeyRequest, _admin_service_pb2.RotateApiKeyResponse]  # type: ignore[assignment]
+    """Gives an API key a new secret, returned once. The old secret keeps working for the
+    overlap, then fails with UNAUTHENTICATED (reason API_KEY_ROTATED).
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Operates the service: costs and budget, answer logs, feedback, A/B
@@ -216,5 +224,15 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.RevokeApiKeyResponse, _abc.Awaitable[_admin_service_pb2.RevokeApiKeyResponse]]:
         """Revokes an API key; calls made with it fail with UNAUTHENTICATED from then on."""
+
+    @_abc_1.abstractmethod
+    def RotateApiKey(
+        self,
+        request: _admin_service_pb2.RotateApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RotateApiKeyResponse, _abc.Awaitable[_admin_service_pb2.RotateApiKeyResponse]]:
+        """Gives an API key a new secret, returned once. The old secret keeps working for the
+        overlap, then fails with UNAUTHENTICATED (reason API_KEY_ROTATED).
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 
-from chatbot_server.governance.api_keys import ApiKeyRecord
+from chatbot_server.governance.api_keys import ApiKeyRecord, KeyMatch
 
 _COLUMNS = (
     "id, name, role, prefix, revoked_at, last_used_at, created_at, daily_budget_micro_usd, "
-    "rate_limit"
+    "rate_limit, expires_at, previous_secret_expires_at"
 )
 
 
@@ -27,25 +27,60 @@ async def insert_key(
     sha256: str,
     daily_budget_micro_usd: int | None,
     rate_limit: str,
+    expires_in: timedelta | None,
 ) -> ApiKeyRecord:
     row = await pool.fetchrow(
         f"""
         INSERT INTO api_keys (name, role, prefix, secret_sha256, daily_budget_micro_usd,
-                              rate_limit)
-        VALUES ($1, $2, $3, $4, $5, $6)
+                              rate_limit, expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, now() + $7)
         RETURNING {_COLUMNS}
         """,
-        name, role, prefix, sha256, daily_budget_micro_usd, rate_limit,
+        name, role, prefix, sha256, daily_budget_micro_usd, rate_limit, expires_in,
     )  # fmt: skip
     return _record(row)
 
 
-async def use_key(pool: asyncpg.Pool, sha256: str) -> ApiKeyRecord | None:
-    """The key with this secret hash, marked as used now; None when there is none."""
+async def use_key(pool: asyncpg.Pool, sha256: str) -> KeyMatch | None:
+    """The key with this secret hash (its current or its previous one), marked as used now;
+    None when there is none."""
     row = await pool.fetchrow(
-        f"UPDATE api_keys SET last_used_at = now() WHERE secret_sha256 = $1 RETURNING {_COLUMNS}",
+        f"""
+        UPDATE api_keys SET last_used_at = now()
+        WHERE secret_sha256 = $1 OR previous_secret_sha256 = $1
+        RETURNING {_COLUMNS}, secret_sha256 <> $1 AS previous_secret
+        """,
         sha256,
     )
+    if row is None:
+        return None
+    fields = dict(row)
+    previous = fields.pop("previous_secret")
+    return KeyMatch(ApiKeyRecord(**fields), previous)
+
+
+async def rotate_key(
+    pool: asyncpg.Pool,
+    key_id: UUID,
+    prefix: str,
+    sha256: str,
+    overlap: timedelta,
+    expires_in: timedelta | None,
+) -> ApiKeyRecord | None:
+    """Gives an active key a new secret; the old one works for `overlap` more. A new
+    expiry counts from now; None keeps the key's."""
+    row = await pool.fetchrow(
+        f"""
+        UPDATE api_keys
+        SET previous_secret_sha256 = secret_sha256,
+            previous_secret_expires_at = now() + $4,
+            secret_sha256 = $3, prefix = $2,
+            expires_at = coalesce(now() + $5, expires_at)
+        WHERE id = $1 AND revoked_at IS NULL
+        RETURNING {_COLUMNS}
+        """,
+        key_id, prefix, sha256, overlap, expires_in,
+    )  # fmt: skip
     return _record(row) if row is not None else None
 
 

@@ -29,10 +29,33 @@ class ApiKeyRecord:
     created_at: datetime
     daily_budget_micro_usd: int | None
     rate_limit: str
+    expires_at: datetime | None
+    # When the secret a rotation replaced stops working; None when there is none.
+    previous_secret_expires_at: datetime | None
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class KeyMatch:
+    """The key a secret belongs to, and whether it is the secret a rotation replaced."""
+
+    key: ApiKeyRecord
+    previous_secret: bool
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why this secret no longer works (expired, or replaced past its overlap)."""
+        key = self.key
+        if key.revoked:
+            return "revoked"
+        if key.expires_at is not None and key.expires_at <= now:
+            return "expired"
+        end = key.previous_secret_expires_at
+        if self.previous_secret and (end is None or end <= now):
+            return "rotated"
+        return None
 
 
 def new_secret() -> str:

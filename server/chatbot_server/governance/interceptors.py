@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from types import TracebackType
 
 import grpc
@@ -15,7 +16,12 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 
 from chatbot_server.config import IdentitySettings, RateLimitSettings, parse_rate
-from chatbot_server.governance.api_keys import MalformedCredentials, secret_from_metadata
+from chatbot_server.governance.api_keys import (
+    KeyMatch,
+    MalformedCredentials,
+    secret_from_metadata,
+)
+from chatbot_server.governance.auth_failures import AuthFailures
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.caller import current_caller, new_caller
 from chatbot_server.governance.key_cache import ApiKeyCache
@@ -77,7 +83,9 @@ def _before(
     return AroundInterceptor(lambda method, context: _Before(action(method, context)), applies_to)
 
 
-def identity_interceptor(keys: ApiKeyCache, settings: IdentitySettings) -> AroundInterceptor:
+def identity_interceptor(
+    keys: ApiKeyCache, failures: AuthFailures, settings: IdentitySettings
+) -> AroundInterceptor:
     async def identify(method: str, context: grpc.aio.ServicerContext) -> None:
         call = call_in_progress()
         caller = new_caller()
@@ -95,10 +103,17 @@ def identity_interceptor(keys: ApiKeyCache, settings: IdentitySettings) -> Aroun
                 )
             call.identity = f"ip:{call.client_address}"
         else:
-            key = await keys.lookup(secret)
-            if key is None or key.revoked:
-                raise _invalid_key("the API key is unknown or revoked")
-            call.identity, caller.api_key = f"key:{key.id}", key
+            peer = f"ip:{call.client_address}"
+            if not keys.cached(secret) and (refused := await failures.refusal(peer)):
+                raise _rate_limited(peer, refused)
+            match = await keys.lookup(secret)
+            why = _key_refusal(match)
+            if why is not None:
+                if refused := await failures.count(peer):
+                    raise _rate_limited(peer, refused)
+                raise why
+            assert match is not None
+            call.identity, caller.api_key = f"key:{match.key.id}", match.key
         role = caller.role
         if admin_required(method, settings.allow_anonymous) and role != "admin":
             raise ServiceError(
@@ -113,6 +128,39 @@ def identity_interceptor(keys: ApiKeyCache, settings: IdentitySettings) -> Aroun
 
 def _invalid_key(why: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.UNAUTHENTICATED, why, reason="INVALID_API_KEY")
+
+
+def _key_refusal(match: KeyMatch | None) -> ServiceError | None:
+    """Why this key does not authenticate the call; None when it does."""
+    why = "unknown" if match is None else match.refusal(datetime.now(UTC))
+    if why is None:
+        return None
+    if match is None or why == "revoked":
+        return _invalid_key("the API key is unknown or revoked")
+    key = match.key
+    if why == "expired":
+        assert key.expires_at is not None
+        return ServiceError(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"the API key {key.name!r} ({key.prefix}...) expired at "
+            f"{_instant(key.expires_at)}; an administrator can give it a new secret and expiry "
+            f"with `keys rotate {key.id} --expires-in 90d`",
+            reason="API_KEY_EXPIRED",
+            metadata={"api_key_id": str(key.id), "expire_time": _instant(key.expires_at)},
+        )
+    assert key.previous_secret_expires_at is not None
+    ended = _instant(key.previous_secret_expires_at)
+    return ServiceError(
+        grpc.StatusCode.UNAUTHENTICATED,
+        f"this secret of the API key {key.name!r} was replaced by a rotation and stopped "
+        f"working at {ended}; use the key's new secret ({key.prefix}...)",
+        reason="API_KEY_ROTATED",
+        metadata={"api_key_id": str(key.id), "expire_time": ended},
+    )
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) -> AroundInterceptor:

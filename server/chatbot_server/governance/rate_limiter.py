@@ -32,8 +32,9 @@ class LimiterUnavailable(RuntimeError):
 
 
 class RateLimiter(Protocol):
-    async def acquire(self, identity: str, limits: Sequence[Limit]) -> Decision:
-        """Counts one call of `identity` against `limits`, or refuses it."""
+    async def acquire(self, identity: str, limits: Sequence[Limit], count: bool = True) -> Decision:
+        """Counts one call of `identity` against `limits`, or refuses it; with `count`
+        false, only says whether it would be admitted."""
         ...
 
     async def clear(self, identity: str | None) -> int:
@@ -70,7 +71,7 @@ for i = 1, #KEYS do
   result[3 * i] = retry
   result[3 * i + 1] = reset
 end
-if allowed == 1 then
+if allowed == 1 and ARGV[1] ~= '' then
   for i = 1, #KEYS do
     redis.call('ZADD', KEYS[i], now, ARGV[1])
     redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]))
@@ -96,10 +97,11 @@ class RedisRateLimiter:
         self._batch: list[tuple[list[str], list[str | int], asyncio.Future[list[Any]]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
-    async def acquire(self, identity: str, limits: Sequence[Limit]) -> Decision:
+    async def acquire(self, identity: str, limits: Sequence[Limit], count: bool = True) -> Decision:
         if time.monotonic() < self._skip_until:
             raise LimiterUnavailable("Redis failed a moment ago")
-        args: list[str | int] = [uuid.uuid4().hex]
+        # The call's entry in each window; none when only looking.
+        args: list[str | int] = [uuid.uuid4().hex if count else ""]
         for limit in limits:
             args += [limit.rate.count, limit.rate.seconds * 1000]
         result: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
@@ -178,7 +180,7 @@ class InProcessRateLimiter:
         self._logs: dict[str, deque[float]] = {}
         self._calls = 0
 
-    async def acquire(self, identity: str, limits: Sequence[Limit]) -> Decision:
+    async def acquire(self, identity: str, limits: Sequence[Limit], count: bool = True) -> Decision:
         now = self._clock()
         self._sweep(now)
         counted = []
@@ -194,7 +196,7 @@ class InProcessRateLimiter:
                 retry = log[len(log) - limit.rate.count] + window - now
             reset = log[0] + window - now if log else float(window)
             counted.append((limit, log, len(log), retry, reset))
-        if allowed:
+        if allowed and count:
             for _limit, log, *_ in counted:
                 log.append(now)
         states = [

@@ -35,6 +35,11 @@ LLM_COST_USD = Counter("chatbot_llm_cost_usd", "Language-model spending in USD",
 BUDGET_USED_RATIO = Gauge(
     "chatbot_budget_used_ratio", "Today's spending as a fraction of the global daily budget"
 )
+API_KEY_READS = Counter(
+    "chatbot_api_key_reads",
+    "API-key lookups that read the database, by whether one was found",
+    ["found"],
+)
 RATE_LIMIT_REFUSALS = Counter(
     "chatbot_rate_limit_refusals", "Calls refused by a rate limit", ["limit"]
 )

@@ -24,7 +24,12 @@ from chatbot_server.governance.budget import BLOCKED, NORMAL, WARNING, Budget, B
 from chatbot_server.governance.experiment_store import ExperimentRecord, Variant
 from chatbot_server.governance.experiments import ActiveExperiment
 from chatbot_server.governance.key_cache import ApiKeyCache
-from chatbot_server.governance.key_management import create_key, revoke_key
+from chatbot_server.governance.key_management import (
+    DEFAULT_OVERLAP,
+    create_key,
+    revoke_key,
+    rotate_key,
+)
 from chatbot_server.governance.rate_limiter import LimiterUnavailable, RateLimiter
 from chatbot_server.money import ledger_store
 from chatbot_server.money.ledger_store import GLOBAL_SCOPE, AnswerLogFilter
@@ -321,6 +326,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             role,
             request.daily_budget_usd if request.HasField("daily_budget_usd") else None,
             request.rate_limit.strip(),
+            _span(request, "expires_in"),
         )
         return pb.CreateApiKeyResponse(api_key=_key_proto(record), secret=secret)
 
@@ -342,6 +348,20 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self._api_keys.forget()
         return pb.RevokeApiKeyResponse(api_key=_key_proto(record))
 
+    async def RotateApiKey(
+        self, request: pb.RotateApiKeyRequest, context: object
+    ) -> pb.RotateApiKeyResponse:
+        key_id = parse_uuid("api_key_id", request.api_key_id)
+        overlap = _span(request, "overlap")
+        record, secret = await rotate_key(
+            self._pool,
+            str(key_id),
+            DEFAULT_OVERLAP if overlap is None else overlap,
+            _span(request, "expires_in"),
+        )
+        self._api_keys.forget()
+        return pb.RotateApiKeyResponse(api_key=_key_proto(record), secret=secret)
+
     async def _key(self, raw_id: str) -> ApiKeyRecord:
         key_id = parse_uuid("api_key_id", raw_id)
         record = await api_key_store.get_key(self._pool, key_id)
@@ -350,6 +370,17 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
                 grpc.StatusCode.NOT_FOUND, f"no API key {key_id}", reason="API_KEY_NOT_FOUND"
             )
         return record
+
+
+def _span(request: Any, field: str) -> timedelta | None:
+    """A Duration field as a timedelta; None when unset."""
+    if not request.HasField(field):
+        return None
+    duration = getattr(request, field)
+    if duration.seconds < 0 or duration.nanos < 0:
+        raise bad_request(field, "must not be negative")
+    span: timedelta = duration.ToTimedelta()
+    return span
 
 
 def _days(field: str, value: int, default: int) -> int:
@@ -527,6 +558,8 @@ def _key_proto(record: ApiKeyRecord) -> pb.ApiKey:
         create_time=timestamp(record.created_at),
         last_use_time=timestamp(record.last_used_at),
         rate_limit=record.rate_limit,
+        expire_time=timestamp(record.expires_at),
+        previous_secret_expire_time=timestamp(record.previous_secret_expires_at),
     )
     if record.daily_budget_micro_usd is not None:
         key.daily_budget_usd = record.daily_budget_micro_usd / MICRO_USD_PER_USD
