@@ -13,10 +13,11 @@ from tests.servers import RunningServer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def grpcurl(*args: str) -> str:
+async def grpcurl(*args: str, plaintext: bool = True) -> str:
+    """Runs grpcurl with these arguments (and -plaintext unless told otherwise)."""
     process = await asyncio.create_subprocess_exec(
         _tool("grpcurl"),
-        "-plaintext",
+        *(["-plaintext"] if plaintext else []),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

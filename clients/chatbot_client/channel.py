@@ -50,14 +50,23 @@ def open_channel(
     metadata: Sequence[tuple[str, str]] = (),
     tls: bool = False,
     root_certificates: bytes | None = None,
+    certificate_chain: bytes | None = None,
+    private_key: bytes | None = None,
     options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
-    """An asyncio channel; `tls` (implied by `root_certificates`) uses the system's CAs
-    unless `root_certificates` (PEM) is given."""
+    """An asyncio channel; `tls` (implied by `root_certificates` or a client certificate)
+    uses the system's CAs unless `root_certificates` (PEM) is given. `certificate_chain`
+    and `private_key` (PEM) are the client's certificate, for servers that require one."""
+    if (certificate_chain is None) != (private_key is None):
+        raise ValueError("a client certificate needs both certificate_chain and private_key")
     all_options = [("grpc.service_config", service_config()), *options]
     interceptors = header_interceptors(api_key, metadata) or None
-    if tls or root_certificates is not None:
-        credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    if tls or root_certificates is not None or certificate_chain is not None:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=root_certificates,
+            private_key=private_key,
+            certificate_chain=certificate_chain,
+        )
         return grpc.aio.secure_channel(
             target, credentials, options=all_options, interceptors=interceptors
         )

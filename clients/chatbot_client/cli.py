@@ -56,11 +56,14 @@ _EXIT_CODES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.cert_file is None) != (args.key_file is None):
+        parser.error("--cert-file and --key-file go together: give both or neither")
     try:
         if args.command == "documents" and args.action == "upload" and args.dry_run:
             return _upload_dry_run(args)
-        with SyncChatbotClient(args.target, timeout=args.timeout, api_key=args.api_key) as client:
+        with SyncChatbotClient(args.target, **_connection(args)) as client:
             handler: Callable[[SyncChatbotClient, argparse.Namespace], int] = args.handler
             return handler(client, args)
     except ChatbotError as error:
@@ -77,6 +80,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _connection(args: argparse.Namespace) -> dict[str, Any]:
+    """The client's options from the command line: key, deadline and TLS files."""
+    api_key = args.api_key
+    if api_key is None and args.api_key_file:
+        api_key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+
+    def read(name: str | None) -> bytes | None:
+        return Path(name).read_bytes() if name else None
+
+    return {
+        "timeout": args.timeout,
+        "api_key": api_key,
+        "tls": args.tls,
+        "root_certificates": read(args.ca_file),
+        "certificate_chain": read(args.cert_file),
+        "private_key": read(args.key_file),
+    }
 
 
 def _error_line(error: ChatbotError) -> str:
@@ -110,6 +132,22 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("CHATBOT_API_KEY") or None,
         help="API key sent as 'authorization: Bearer' (default: $CHATBOT_API_KEY)",
     )
+    parser.add_argument(
+        "--api-key-file",
+        default=os.environ.get("CHATBOT_API_KEY_FILE") or None,
+        help="read the API key from this file (default: $CHATBOT_API_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="connect over TLS, trusting the system's CAs"
+    )
+    for option, variable, what in (
+        ("--ca-file", "CHATBOT_CA_FILE", "connect over TLS, trusting the CAs in this PEM file"),
+        ("--cert-file", "CHATBOT_CERT_FILE", "client certificate (PEM), for mutual TLS"),
+        ("--key-file", "CHATBOT_KEY_FILE", "the client certificate's private key (PEM)"),
+    ):
+        parser.add_argument(
+            option, default=os.environ.get(variable) or None, help=f"{what} (default: ${variable})"
+        )
     parser.add_argument("--json", action="store_true", help="print JSON for programs")
     commands = parser.add_subparsers(dest="command", required=True)
     add_admin_commands(commands, _add)

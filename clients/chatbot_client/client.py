@@ -61,8 +61,10 @@ class ChatbotClient:
 
     `timeout`: seconds per call for methods without their own default (`DEFAULT_DEADLINES`,
     overridden by `deadlines`); every method also takes `timeout=` for one call.
-    `tls` / `root_certificates` (PEM): connect over TLS. `metadata`: headers sent with every
-    call. Idempotent reads are retried when the server is UNAVAILABLE.
+    `tls` / `root_certificates` (PEM): connect over TLS; `certificate_chain` and
+    `private_key` (PEM): the client certificate a server with mutual TLS requires.
+    `metadata`: headers sent with every call. Idempotent reads are retried when the server
+    is UNAVAILABLE.
     """
 
     def __init__(
@@ -74,6 +76,8 @@ class ChatbotClient:
         deadlines: Mapping[str, float] | None = None,
         tls: bool = False,
         root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
@@ -86,6 +90,8 @@ class ChatbotClient:
             metadata=metadata,
             tls=tls,
             root_certificates=root_certificates,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
             options=options,
         )
         self.chat = chat_service_pb2_grpc.ChatServiceStub(self._channel)

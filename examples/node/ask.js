@@ -1,15 +1,15 @@
 // Streams an answer from the chatbot service, as any Node program can, from proto/ alone.
 //
-//   node ask.js [--target 127.0.0.1:50051] [--api-key KEY] [--top-k N] "your question"
+//   node ask.js [--target 127.0.0.1:50051] [--api-key KEY] [--ca-file PEM [--cert-file PEM --key-file PEM]] [--top-k N] "your question"
 "use strict";
 
 const grpc = require("@grpc/grpc-js");
-const { loadChatbot, parseArguments } = require("./chatbot");
+const { channelCredentials, loadChatbot, parseArguments } = require("./chatbot");
 
 function main() {
   const options = parseArguments(process.argv.slice(2), "ask.js");
   const { ChatService, metadata } = loadChatbot(options);
-  const client = new ChatService(options.target, grpc.credentials.createInsecure());
+  const client = new ChatService(options.target, channelCredentials(options));
   const deadline = new Date(Date.now() + 120_000);
 
   const call = client.StreamAnswer(

@@ -5,6 +5,7 @@
 // (took_ms, total_tokens) arrive as Long objects.
 "use strict";
 
+const fs = require("node:fs");
 const path = require("node:path");
 const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
@@ -29,22 +30,40 @@ function loadChatbot(options) {
   return { ChatService: v1.ChatService, DocumentService: v1.DocumentService, metadata };
 }
 
-// --target, --api-key (default $CHATBOT_API_KEY), --top-k, then the text.
+// Plain text, or TLS when a CA file is given (with a client certificate for mutual TLS).
+function channelCredentials(options) {
+  if (!options.caFile) return grpc.credentials.createInsecure();
+  const read = (file) => (file ? fs.readFileSync(file) : null);
+  return grpc.credentials.createSsl(read(options.caFile), read(options.keyFile), read(options.certFile));
+}
+
+// --target, --api-key (default $CHATBOT_API_KEY), --ca-file, --cert-file, --key-file
+// (defaults $CHATBOT_CA_FILE, $CHATBOT_CERT_FILE, $CHATBOT_KEY_FILE), --top-k, then the text.
 function parseArguments(argv, script) {
-  const options = { target: "127.0.0.1:50051", apiKey: process.env.CHATBOT_API_KEY || "", topK: 0 };
+  const env = process.env;
+  const options = {
+    target: "127.0.0.1:50051",
+    apiKey: env.CHATBOT_API_KEY || "",
+    caFile: env.CHATBOT_CA_FILE || "",
+    certFile: env.CHATBOT_CERT_FILE || "",
+    keyFile: env.CHATBOT_KEY_FILE || "",
+    topK: 0,
+  };
+  const flags = { "--target": "target", "--api-key": "apiKey", "--ca-file": "caFile",
+                  "--cert-file": "certFile", "--key-file": "keyFile" };
   const rest = [];
   for (let i = 0; i < argv.length; i += 1) {
-    if (argv[i] === "--target") options.target = argv[++i];
-    else if (argv[i] === "--api-key") options.apiKey = argv[++i];
+    if (argv[i] in flags) options[flags[argv[i]]] = argv[++i];
     else if (argv[i] === "--top-k") options.topK = Number(argv[++i]);
     else rest.push(argv[i]);
   }
   options.text = rest.join(" ");
   if (!options.text) {
-    console.error(`usage: node ${script} [--target HOST:PORT] [--api-key KEY] [--top-k N] TEXT`);
+    console.error(`usage: node ${script} [--target HOST:PORT] [--api-key KEY] [--ca-file PEM ` +
+                  "[--cert-file PEM --key-file PEM]] [--top-k N] TEXT");
     process.exit(2);
   }
   return options;
 }
 
-module.exports = { loadChatbot, parseArguments };
+module.exports = { channelCredentials, loadChatbot, parseArguments };

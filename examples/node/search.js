@@ -1,15 +1,15 @@
 // Retrieves the chunks most relevant to a query, without a language model.
 //
-//   node search.js [--target 127.0.0.1:50051] [--api-key KEY] [--top-k N] "your query"
+//   node search.js [--target 127.0.0.1:50051] [--api-key KEY] [--ca-file PEM [--cert-file PEM --key-file PEM]] [--top-k N] "your query"
 "use strict";
 
 const grpc = require("@grpc/grpc-js");
-const { loadChatbot, parseArguments } = require("./chatbot");
+const { channelCredentials, loadChatbot, parseArguments } = require("./chatbot");
 
 function main() {
   const options = parseArguments(process.argv.slice(2), "search.js");
   const { DocumentService, metadata } = loadChatbot(options);
-  const client = new DocumentService(options.target, grpc.credentials.createInsecure());
+  const client = new DocumentService(options.target, channelCredentials(options));
   const deadline = new Date(Date.now() + 30_000);
   client.Search({ query: options.text, top_k: options.topK }, metadata, { deadline }, (error, response) => {
     client.close();

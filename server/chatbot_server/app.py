@@ -66,6 +66,7 @@ from chatbot_server.platform.health import Dependency, DependencyMonitor, Health
 from chatbot_server.platform.metrics import MetricsEndpoint
 from chatbot_server.platform.redis_connection import FOLLOWER_CONNECTIONS, connect_redis
 from chatbot_server.platform.reflection import add_reflection
+from chatbot_server.platform.tls import ServerCertificates, loopback
 from chatbot_server.platform.tracing import Tracing
 from chatbot_server.retrieval import languages
 from chatbot_server.retrieval.embeddings import (
@@ -346,7 +347,19 @@ class ChatbotServer:
     async def start(self) -> int:
         """Binds, checks the dependencies once and starts serving; returns the bound port."""
         address = self.settings.server.grpc_address
-        self.port = self.server.add_insecure_port(address)
+        tls = self.settings.tls
+        if tls.enabled:
+            credentials = ServerCertificates(tls).credentials()
+            self.port = self.server.add_secure_port(address, credentials)
+        else:
+            if self.settings.server.environment == "production" and not loopback(address):
+                log.warning(
+                    "tls.off",
+                    grpc_address=address,
+                    detail="API keys and questions cross the network readable: set "
+                    "TLS_CERT_FILE and TLS_KEY_FILE, and REQUIRE_TLS=true to refuse plain text",
+                )
+            self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise ListenError(address)
         await self.monitor.check_once()
@@ -418,6 +431,7 @@ def _interceptors(
             api_keys,
             AuthFailures(resources.rate_limiter, settings.identity.auth_failure_limit),
             settings.identity,
+            dict(settings.tls.client_roles),
         ),
     ]
     if settings.rate_limits.enabled:

@@ -45,6 +45,7 @@ from chatbot_server.platform.errors import ServiceError
 from chatbot_server.platform.logs import configure_logging
 from chatbot_server.platform.metrics import MetricsListenError
 from chatbot_server.platform.migrations import MigrationError
+from chatbot_server.platform.tls import TlsError
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +59,7 @@ _SETUP_ERRORS = (
     MigrationError,
     MetricsListenError,
     EdgeError,
+    TlsError,
 )
 _COMMANDS = {
     "serve": "run the gRPC server (the default)",

@@ -155,6 +155,25 @@ def words(env: str, default: str) -> Any:
     return _setting(env, read(env, default), read)
 
 
+def subject_roles(env: str) -> Any:
+    """Client-certificate subjects and their roles: `SUBJECT=ROLE;SUBJECT=ROLE`, each
+    subject as `openssl x509 -noout -subject -nameopt RFC2253` prints it."""
+
+    def read(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+        pairs = []
+        for entry in filter(None, (part.strip() for part in raw.split(";"))):
+            subject, _, role = entry.rpartition("=")
+            if not subject.strip() or role.strip() not in ("client", "admin"):
+                raise SettingsError(
+                    f"{name} takes SUBJECT=ROLE pairs separated by ';', the role client or "
+                    f"admin, for example 'O=Acme,CN=billing=admin'; got {entry!r}"
+                )
+            pairs.append((subject.strip(), role.strip()))
+        return tuple(pairs)
+
+    return _setting(env, (), read)
+
+
 def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
     """Comma-separated addresses or CIDR ranges; "none" for no network at all."""
     if raw.strip().lower() == "none":
@@ -206,6 +225,24 @@ class ServerSettings:
     )
     # host:port of the Prometheus endpoint (/metrics); unset serves no metrics.
     metrics_address: str | None = optional_text("METRICS_ADDRESS")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    # PEM files of the gRPC port's certificate (chain) and private key, read again when
+    # they change; both unset serves plain text.
+    cert_file: str | None = optional_text("TLS_CERT_FILE")
+    key_file: str | None = optional_text("TLS_KEY_FILE")
+    # The CAs (PEM) client certificates must chain to; set, every client must present one.
+    client_ca_file: str | None = optional_text("TLS_CLIENT_CA_FILE")
+    # Roles of client-certificate subjects that call without an API key; others are client.
+    client_roles: tuple[tuple[str, str], ...] = subject_roles("TLS_CLIENT_ROLES")
+    # Refuse to start without TLS.
+    required: bool = flag("REQUIRE_TLS", False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
 
 
 @dataclass(frozen=True)
@@ -392,6 +429,7 @@ class Settings:
     """Everything the server can be configured with. See README.md for the variables."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     logging: LogSettings = field(default_factory=LogSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -467,5 +505,20 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError("CHUNK_OVERLAP_CHARS must be smaller than CHUNK_SIZE_CHARS")
     if settings.documents.max_upload_memory_bytes < settings.documents.max_upload_bytes:
         raise SettingsError("MAX_UPLOAD_MEMORY_BYTES must be at least MAX_UPLOAD_BYTES")
+    tls = settings.tls
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise SettingsError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+    if not tls.enabled and (tls.client_ca_file or tls.client_roles):
+        raise SettingsError(
+            "TLS_CLIENT_CA_FILE and TLS_CLIENT_ROLES need TLS: set TLS_CERT_FILE and TLS_KEY_FILE"
+        )
+    if tls.client_roles and not tls.client_ca_file:
+        raise SettingsError(
+            "TLS_CLIENT_ROLES needs TLS_CLIENT_CA_FILE, which makes clients send certificates"
+        )
+    if tls.required and not tls.enabled:
+        raise SettingsError(
+            "REQUIRE_TLS=true refuses to serve plain text: set TLS_CERT_FILE and TLS_KEY_FILE"
+        )
     if settings.budget.alert_email and not settings.budget.smtp_url:
         raise SettingsError("BUDGET_ALERT_EMAIL needs SMTP_URL, the mail server to send through")

@@ -17,13 +17,17 @@ from chatbot_server.platform.errors import ServiceError
 class Caller:
     # The caller's API key, when it presented one.
     api_key: ApiKeyRecord | None = None
+    # The role of the caller's client certificate, when it called with one and no key.
+    certificate_role: str | None = None
     # Set when a budget is spent and BUDGET_EXHAUSTED_ACTION=offline: answer without a model.
     budget_exhausted: ServiceError | None = None
 
     @property
     def role(self) -> str:
-        """admin or client for a key; anonymous without one."""
-        return self.api_key.role if self.api_key is not None else "anonymous"
+        """admin or client for a key or a client certificate; anonymous without either."""
+        if self.api_key is not None:
+            return self.api_key.role
+        return self.certificate_role or "anonymous"
 
 
 _current: ContextVar[Caller | None] = ContextVar("chatbot_caller", default=None)

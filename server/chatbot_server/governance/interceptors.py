@@ -6,7 +6,7 @@ untouched."""
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -36,6 +36,7 @@ from chatbot_server.platform import metrics
 from chatbot_server.platform.call_context import call_in_progress
 from chatbot_server.platform.errors import ServiceError
 from chatbot_server.platform.interception import AroundInterceptor
+from chatbot_server.platform.tls import certificate_subject
 
 log = structlog.get_logger(__name__)
 
@@ -84,8 +85,14 @@ def _before(
 
 
 def identity_interceptor(
-    keys: ApiKeyCache, failures: AuthFailures, settings: IdentitySettings
+    keys: ApiKeyCache,
+    failures: AuthFailures,
+    settings: IdentitySettings,
+    certificate_roles: Mapping[str, str],
 ) -> AroundInterceptor:
+    """A call is identified by its API key; without one, by its client certificate's
+    subject (mutual TLS), with the role TLS_CLIENT_ROLES gives it; else by its address."""
+
     async def identify(method: str, context: grpc.aio.ServicerContext) -> None:
         call = call_in_progress()
         caller = new_caller()
@@ -93,7 +100,11 @@ def identity_interceptor(
             secret = secret_from_metadata(context.invocation_metadata())
         except MalformedCredentials as error:
             raise _invalid_key(str(error)) from None
-        if secret is None:
+        subject = certificate_subject(context) if secret is None else None
+        if subject is not None:
+            call.identity = f"mtls:{subject}"
+            caller.certificate_role = certificate_roles.get(subject, "client")
+        elif secret is None:
             if not settings.allow_anonymous:
                 raise ServiceError(
                     grpc.StatusCode.UNAUTHENTICATED,
@@ -170,9 +181,10 @@ def rate_limit_interceptor(limiter: RateLimiter, settings: RateLimitSettings) ->
     async def limit(method: str, context: grpc.aio.ServicerContext) -> None:
         nonlocal outage
         call = call_in_progress()
-        key = current_caller().api_key
+        caller = current_caller()
+        key = caller.api_key
         override = parse_rate(key.rate_limit) if key is not None and key.rate_limit else None
-        limits = policy.limits_for(method, key is not None, override)
+        limits = policy.limits_for(method, caller.role != "anonymous", override)
         try:
             decision = await limiter.acquire(call.identity, limits)
         except LimiterUnavailable as error:
