@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import re
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatbot.v1 import admin_service_pb2 as pb
-from chatbot_client.output import print_json
+from chatbot_client.output import local_time, print_json
 from chatbot_client.sync_client import SyncChatbotClient
 
 Handler = Callable[[SyncChatbotClient, argparse.Namespace], int]
@@ -26,6 +27,11 @@ _LEVELS = {
     pb.BUDGET_LEVEL_BLOCKED: "blocked",
 }
 _ROLES = {"client": pb.API_KEY_ROLE_CLIENT, "admin": pb.API_KEY_ROLE_ADMIN}
+_OUTCOMES = {
+    "ok": pb.AUDIT_OUTCOME_OK,
+    "refused": pb.AUDIT_OUTCOME_REFUSED,
+    "failed": pb.AUDIT_OUTCOME_FAILED,
+}
 _CSV_COLUMNS = ["group", "key", "requests", "prompt_tokens", "completion_tokens", "cost_usd",
                 "cost_per_request_usd", "mean_latency_ms", "errors"]  # fmt: skip
 _VARIANT_FIELDS = {"name", "weight", "model", "top_k", "temperature", "system_prompt"}
@@ -91,6 +97,14 @@ def add_admin_commands(commands: Any, add: Callable[..., argparse.ArgumentParser
     revoke = add(keys, "revoke", help="revoke a key by id or by its shown prefix")
     revoke.add_argument("key", metavar="ID|PREFIX")
     revoke.set_defaults(handler=_revoke_key)
+
+    audit = add(commands, "audit", help="the audit trail of admin actions, newest first")
+    audit.add_argument("--actor", default="", help="e.g. key:<id>, os:root, ip:203.0.113.7")
+    audit.add_argument("--action", default="", help="actions containing this, e.g. ApiKey")
+    audit.add_argument("--outcome", choices=tuple(_OUTCOMES), help="only this outcome")
+    audit.add_argument("--since", type=_duration, metavar="SPAN", help="only the last 24h, 7d…")
+    audit.add_argument("--limit", type=int, default=50, help="at most this many (%(default)s)")
+    audit.set_defaults(handler=_audit)
 
     clear = add(commands, "clear-rate-limits", help="forget counted calls (all, or one identity)")
     clear.add_argument("--identity", default="", help="e.g. key:<id> or ip:<address>")
@@ -345,6 +359,27 @@ def _revoke_key(client: SyncChatbotClient, args: argparse.Namespace) -> int:
     if args.json:
         return print_json(revoked)
     print(_key_line(revoked))
+    return 0
+
+
+def _audit(client: SyncChatbotClient, args: argparse.Namespace) -> int:
+    since = datetime.now(UTC) - args.since if args.since else None
+    events = client.list_audit_events(
+        actor=args.actor,
+        action=args.action,
+        outcome=_OUTCOMES.get(args.outcome, pb.AUDIT_OUTCOME_UNSPECIFIED),
+        since=since,
+        page_size=min(args.limit, 100),
+    )
+    shown = list(itertools.islice(events, args.limit))
+    if args.json:
+        return print_json(shown)
+    for event in shown:
+        who = f"{event.actor} ({event.actor_name})" if event.actor_name else event.actor
+        outcome = pb.AuditOutcome.Name(event.outcome).removeprefix("AUDIT_OUTCOME_").lower()
+        target = f" {event.target}" if event.target else ""
+        error = f"  {event.status_code}: {event.error_message}" if event.error_message else ""
+        print(f"{local_time(event.occur_time)}  {outcome:<7} {event.action}{target}  {who}{error}")
     return 0
 
 

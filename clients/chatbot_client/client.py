@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -508,6 +508,31 @@ class ChatbotClient:
         ):
             for log in page.answer_logs:
                 yield log
+
+    async def list_audit_events(
+        self,
+        *,
+        actor: str = "",
+        action: str = "",
+        outcome: admin_pb.AuditOutcome.ValueType = admin_pb.AUDIT_OUTCOME_UNSPECIFIED,
+        since: datetime | None = None,
+        page_size: int = 100,
+        timeout: float | None = None,
+    ) -> AsyncIterator[admin_pb.AuditEvent]:
+        """The audit trail, newest first, fetching pages as needed."""
+        request = admin_pb.ListAuditEventsRequest(
+            page_size=page_size, actor=actor, action=action, outcome=outcome
+        )
+        if since is not None:
+            request.start_time.FromDatetime(since)
+
+        def page(token: str) -> Awaitable[Any]:
+            request.page_token = token
+            return self._call("ListAuditEvents", self.admin.ListAuditEvents, request, timeout)
+
+        async for listed in _pages(page):
+            for event in listed.audit_events:
+                yield event
 
     async def feedback_summary(
         self, days: int = 7, experiment_id: str = "", *, timeout: float | None = None

@@ -80,6 +80,7 @@ class SyncChatbotClient:
     cost_report = _blocking(ChatbotClient.cost_report)
     budget_status = _blocking(ChatbotClient.budget_status)
     list_answer_logs = _blocking_iterator(ChatbotClient.list_answer_logs)
+    list_audit_events = _blocking_iterator(ChatbotClient.list_audit_events)
     feedback_summary = _blocking(ChatbotClient.feedback_summary)
     create_experiment = _blocking(ChatbotClient.create_experiment)
     get_experiment = _blocking(ChatbotClient.get_experiment)

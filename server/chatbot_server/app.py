@@ -39,6 +39,7 @@ from chatbot_server.documents.ingestion import IngestionWorker
 from chatbot_server.edge.envoy_config import Upstream, envoy_config
 from chatbot_server.edge.envoy_process import EdgeProcess
 from chatbot_server.governance.alerts import BudgetAlerts
+from chatbot_server.governance.audit import audit_interceptor
 from chatbot_server.governance.auth_failures import AuthFailures
 from chatbot_server.governance.budget import Budget
 from chatbot_server.governance.experiments import ActiveExperiment
@@ -422,11 +423,12 @@ class ChatbotServer:
 def _interceptors(
     settings: Settings, resources: Resources, api_keys: ApiKeyCache
 ) -> list[grpc.aio.ServerInterceptor]:
-    """Outermost first: access log, identity, rate limit, budget gate."""
+    """Outermost first: access log, audit, identity, rate limit, budget gate."""
     chain = [
         AccessLogInterceptor(
             settings.server.max_receive_message_bytes, settings.identity.trusted_proxies
         ),
+        audit_interceptor(resources.pool),
         identity_interceptor(
             api_keys,
             AuthFailures(resources.rate_limiter, settings.identity.auth_failure_limit),

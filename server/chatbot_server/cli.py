@@ -18,6 +18,7 @@ from chatbot_server.edge.envoy_config import envoy_config, parse_upstreams
 from chatbot_server.edge.envoy_process import EdgeError, validate
 from chatbot_server.governance import api_key_store
 from chatbot_server.governance.api_keys import ROLES, ApiKeyRecord
+from chatbot_server.governance.audit import audited_command
 from chatbot_server.governance.key_management import (
     DEFAULT_OVERLAP,
     create_key,
@@ -175,25 +176,35 @@ def _parser() -> argparse.ArgumentParser:
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
     async with command_pool(settings.database) as pool:
         try:
-            if args.action == "create":
-                record, secret = await create_key(
-                    pool, args.name, args.role, args.daily_budget_usd, args.rate_limit,
-                    args.expires_in,
-                )  # fmt: skip
-                _print_secret(record, secret)
-            elif args.action == "rotate":
-                record, secret = await rotate_key(pool, args.key, args.overlap, args.expires_in)
-                _print_secret(record, secret)
-            elif args.action == "list":
+            if args.action == "list":
                 records = await api_key_store.list_keys(pool, args.all, 10_000, None)
                 for record in records:
                     print(_key_line(record))
+                return 0
+            async with audited_command(pool, f"keys {args.action}", _arguments(args)) as audit:
+                if args.action == "create":
+                    record, secret = await create_key(
+                        pool, args.name, args.role, args.daily_budget_usd, args.rate_limit,
+                        args.expires_in,
+                    )  # fmt: skip
+                elif args.action == "rotate":
+                    record, secret = await rotate_key(pool, args.key, args.overlap, args.expires_in)
+                else:
+                    record, secret = await revoke_key(pool, args.key), None
+                audit.target = str(record.id)
+            if secret is None:
+                print(_key_line(record))
             else:
-                print(_key_line(await revoke_key(pool, args.key)))
+                _print_secret(record, secret)
         except ServiceError as error:
             print(f"chatbot-server: {error.message}", file=sys.stderr)
             return 1
     return 0
+
+
+def _arguments(args: argparse.Namespace) -> dict[str, object]:
+    """A command's options, for its audit row."""
+    return {name: value for name, value in vars(args).items() if name not in ("command", "action")}
 
 
 async def _seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -207,13 +218,14 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
     resources = await open_resources(settings)
     try:
-        if args.clear:
-            documents, conversations = await clear_seeded(resources.pool)
-            print(f"removed {documents} seeded documents, {conversations} seeded conversations")
-        if not args.conversations_only:
-            await seed_documents(resources.pool, resources.embedder, size, progress)
-        if not args.documents_only:
-            await seed_conversations(resources.pool, size, progress)
+        async with audited_command(resources.pool, "seed", _arguments(args)):
+            if args.clear:
+                documents, conversations = await clear_seeded(resources.pool)
+                print(f"removed {documents} seeded documents, {conversations} seeded conversations")
+            if not args.conversations_only:
+                await seed_documents(resources.pool, resources.embedder, size, progress)
+            if not args.documents_only:
+                await seed_conversations(resources.pool, size, progress)
     finally:
         await resources.close()
     made = [] if args.conversations_only else [f"{size.documents} documents ({size.chunks} chunks)"]
@@ -254,7 +266,10 @@ def _refuse_clearing(keep_api_keys: bool) -> int | None:
 
 
 async def _clear_data(settings: Settings, args: argparse.Namespace) -> int:
-    async with command_pool(settings.database) as pool:
+    async with (
+        command_pool(settings.database) as pool,
+        audited_command(pool, "clear-data", _arguments(args)),
+    ):
         deleted = await clear_data(pool, keep_api_keys=args.keep_api_keys)
     print("deleted " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
     return 0

@@ -75,6 +75,34 @@ API_KEY_ROLE_ADMIN: ApiKeyRole.ValueType  # 2
 """May also use AdminService."""
 Global___ApiKeyRole: _TypeAlias = ApiKeyRole  # noqa: Y015
 
+class _AuditOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuditOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUDIT_OUTCOME_UNSPECIFIED: _AuditOutcome.ValueType  # 0
+    """Not set; as a filter, any outcome."""
+    AUDIT_OUTCOME_OK: _AuditOutcome.ValueType  # 1
+    """Done."""
+    AUDIT_OUTCOME_REFUSED: _AuditOutcome.ValueType  # 2
+    """Refused before it ran: UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED."""
+    AUDIT_OUTCOME_FAILED: _AuditOutcome.ValueType  # 3
+    """It ran and failed, or its request was invalid."""
+
+class AuditOutcome(_AuditOutcome, metaclass=_AuditOutcomeEnumTypeWrapper):
+    """How an audited action ended."""
+
+AUDIT_OUTCOME_UNSPECIFIED: AuditOutcome.ValueType  # 0
+"""Not set; as a filter, any outcome."""
+AUDIT_OUTCOME_OK: AuditOutcome.ValueType  # 1
+"""Done."""
+AUDIT_OUTCOME_REFUSED: AuditOutcome.ValueType  # 2
+"""Refused before it ran: UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED."""
+AUDIT_OUTCOME_FAILED: AuditOutcome.ValueType  # 3
+"""It ran and failed, or its request was invalid."""
+Global___AuditOutcome: _TypeAlias = AuditOutcome  # noqa: Y015
+
 @_typing.final
 class BudgetStatus(_message.Message):
     """Today's spending against the daily budget."""
@@ -1384,3 +1412,149 @@ class RotateApiKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RotateApiKeyResponse: _TypeAlias = RotateApiKeyResponse  # noqa: Y015
+
+@_typing.final
+class AuditEvent(_message.Message):
+    """One admin action, or an attempt at one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIT_EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTOR_NAME_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    STATUS_CODE_FIELD_NUMBER: _builtins.int
+    REQUEST_JSON_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    audit_event_id: _builtins.str
+    """The event's id (UUID)."""
+    actor: _builtins.str
+    """Who: "key:<API key id>", "mtls:<certificate subject>", "ip:<address>" (no or an
+    unknown key), or "os:<user>" for a `chatbot-server` command.
+    """
+    actor_name: _builtins.str
+    """The API key's name, the certificate subject, or the operating-system user."""
+    action: _builtins.str
+    """What: the gRPC method ("chatbot.v1.AdminService/RevokeApiKey") or the command
+    ("chatbot-server keys revoke").
+    """
+    target: _builtins.str
+    """What it acted on: a key, document or experiment id, an identity; empty for none."""
+    request_id: _builtins.str
+    """The call's request id (x-request-id); empty for a command."""
+    outcome: Global___AuditOutcome.ValueType
+    """How it ended."""
+    status_code: _builtins.str
+    """The gRPC status code's name, "OK" when done."""
+    request_json: _builtins.str
+    """The request as JSON (the proto3 JSON mapping), or the command's arguments."""
+    error_message: _builtins.str
+    """The error's message when it did not end OK."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the action ended."""
+
+    def __init__(
+        self,
+        *,
+        audit_event_id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        actor_name: _builtins.str = ...,
+        action: _builtins.str = ...,
+        target: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        outcome: Global___AuditOutcome.ValueType = ...,
+        status_code: _builtins.str = ...,
+        request_json: _builtins.str = ...,
+        error_message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "actor_name", b"actor_name", "audit_event_id", b"audit_event_id", "error_message", b"error_message", "occur_time", b"occur_time", "outcome", b"outcome", "request_id", b"request_id", "request_json", b"request_json", "status_code", b"status_code", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditEvent: _TypeAlias = AuditEvent  # noqa: Y015
+
+@_typing.final
+class ListAuditEventsRequest(_message.Message):
+    """Request of ListAuditEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many events, 1 to 100; 0 means 20."""
+    page_token: _builtins.str
+    """The `next_page_token` of the previous page; empty for the first page."""
+    actor: _builtins.str
+    """Only events of this actor, exactly as listed ("key:…", "os:root")."""
+    action: _builtins.str
+    """Only actions whose name contains this, e.g. "ApiKey" or "clear-data"."""
+    outcome: Global___AuditOutcome.ValueType
+    """Only events with this outcome; unset for all."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Only events at or after this time."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Only events before this time."""
+
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        action: _builtins.str = ...,
+        outcome: Global___AuditOutcome.ValueType = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "end_time", b"end_time", "outcome", b"outcome", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEventsRequest: _TypeAlias = ListAuditEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListAuditEventsResponse(_message.Message):
+    """Response of ListAuditEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIT_EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as `page_token` for the next page; empty on the last page."""
+    @_builtins.property
+    def audit_events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEvent]:
+        """The events, newest first."""
+
+    def __init__(
+        self,
+        *,
+        audit_events: _abc.Iterable[Global___AuditEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_events", b"audit_events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015

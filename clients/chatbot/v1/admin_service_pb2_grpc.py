@@ -107,6 +107,11 @@ class AdminServiceStub:
                 request_serializer=chatbot_dot_v1_dot_admin__service__pb2.RotateApiKeyRequest.SerializeToString,
                 response_deserializer=chatbot_dot_v1_dot_admin__service__pb2.RotateApiKeyResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/chatbot.v1.AdminService/ListAuditEvents',
+                request_serializer=chatbot_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=chatbot_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -216,6 +221,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """Lists the audit trail, newest first: every admin action (through this service,
+        DocumentService's deletes and reprocessing, or `chatbot-server` commands), refused
+        attempts included. The trail is append-only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -288,6 +302,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RotateApiKey,
                     request_deserializer=chatbot_dot_v1_dot_admin__service__pb2.RotateApiKeyRequest.FromString,
                     response_serializer=chatbot_dot_v1_dot_admin__service__pb2.RotateApiKeyResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=chatbot_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=chatbot_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -671,6 +690,33 @@ class AdminService:
             '/chatbot.v1.AdminService/RotateApiKey',
             chatbot_dot_v1_dot_admin__service__pb2.RotateApiKeyRequest.SerializeToString,
             chatbot_dot_v1_dot_admin__service__pb2.RotateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatbot.v1.AdminService/ListAuditEvents',
+            chatbot_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
+            chatbot_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,11 @@ class AdminServiceStub:
     """Gives an API key a new secret, returned once. The old secret keeps working for the
     overlap, then fails with UNAUTHENTICATED (reason API_KEY_ROTATED).
     """
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]
+    """Lists the audit trail, newest first: every admin action (through this service,
+    DocumentService's deletes and reprocessing, or `chatbot-server` commands), refused
+    attempts included. The trail is append-only.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -110,6 +115,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RotateApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RotateApiKeyRequest, _admin_service_pb2.RotateApiKeyResponse]  # type: ignore[assignment]
     """Gives an API key a new secret, returned once. The old secret keeps working for the
     overlap, then fails with UNAUTHENTICATED (reason API_KEY_ROTATED).
+    """
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """Lists the audit trail, newest first: every admin action (through this service,
+    DocumentService's deletes and reprocessing, or `chatbot-server` commands), refused
+    attempts included. The trail is append-only.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -233,6 +243,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.RotateApiKeyResponse, _abc.Awaitable[_admin_service_pb2.RotateApiKeyResponse]]:
         """Gives an API key a new secret, returned once. The old secret keeps working for the
         overlap, then fails with UNAUTHENTICATED (reason API_KEY_ROTATED).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _admin_service_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_admin_service_pb2.ListAuditEventsResponse]]:
+        """Lists the audit trail, newest first: every admin action (through this service,
+        DocumentService's deletes and reprocessing, or `chatbot-server` commands), refused
+        attempts included. The trail is append-only.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -112,6 +112,8 @@ async def _grant_row_privileges(conn: asyncpg.Connection, app_role: str) -> None
         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I",
         # The server reads the schema version at start but never writes it.
         "REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM %I",
+        # The audit trail is append-only.
+        "REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM %I",
     ]
     for template in statements:
         statement = await conn.fetchval("SELECT format($1, $2::text)", template, app_role)

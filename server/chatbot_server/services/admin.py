@@ -18,8 +18,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from chatbot.v1 import admin_service_pb2 as pb
 from chatbot.v1 import admin_service_pb2_grpc, chat_service_pb2
 from chatbot_server.answers import chat_store
-from chatbot_server.governance import api_key_store, experiment_store
+from chatbot_server.governance import api_key_store, audit_store, experiment_store
 from chatbot_server.governance.api_keys import ApiKeyRecord
+from chatbot_server.governance.audit_store import AuditFilter, AuditRecord
 from chatbot_server.governance.budget import BLOCKED, NORMAL, WARNING, Budget, BudgetStatus
 from chatbot_server.governance.experiment_store import ExperimentRecord, Variant
 from chatbot_server.governance.experiments import ActiveExperiment
@@ -46,6 +47,12 @@ _LEVELS = {
 }
 _ROLES = {pb.API_KEY_ROLE_CLIENT: "client", pb.API_KEY_ROLE_ADMIN: "admin"}
 _ROLE_ENUMS = {name: value for value, name in _ROLES.items()}
+_AUDIT_OUTCOMES = {
+    pb.AUDIT_OUTCOME_OK: "ok",
+    pb.AUDIT_OUTCOME_REFUSED: "refused",
+    pb.AUDIT_OUTCOME_FAILED: "failed",
+}
+_AUDIT_OUTCOME_ENUMS = {name: value for value, name in _AUDIT_OUTCOMES.items()}
 _EXPERIMENT_FIELDS = ("name", "description", "variants", "active")
 RECENT_COMMENTS = 20
 
@@ -362,6 +369,25 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self._api_keys.forget()
         return pb.RotateApiKeyResponse(api_key=_key_proto(record), secret=secret)
 
+    async def ListAuditEvents(
+        self, request: pb.ListAuditEventsRequest, context: object
+    ) -> pb.ListAuditEventsResponse:
+        where = AuditFilter(
+            actor=request.actor.strip(),
+            action=request.action.strip(),
+            outcome=_AUDIT_OUTCOMES.get(request.outcome, ""),
+            start=request.start_time.ToDatetime(UTC) if request.HasField("start_time") else None,
+            end=request.end_time.ToDatetime(UTC) if request.HasField("end_time") else None,
+        )
+        scope = f"audit_events:{where}"
+        limit = pagination.page_size(request.page_size)
+        after = pagination.decode_token(request.page_token, scope)
+        records = await audit_store.list_events(self._pool, where, limit + 1, after)
+        page, token = pagination.split_page(records, limit, scope)
+        return pb.ListAuditEventsResponse(
+            audit_events=[_audit_event(record) for record in page], next_page_token=token
+        )
+
     async def _key(self, raw_id: str) -> ApiKeyRecord:
         key_id = parse_uuid("api_key_id", raw_id)
         record = await api_key_store.get_key(self._pool, key_id)
@@ -545,6 +571,23 @@ def _experiment_proto(record: ExperimentRecord) -> pb.Experiment:
         active=record.active,
         create_time=timestamp(record.created_at),
         update_time=timestamp(record.updated_at),
+    )
+
+
+def _audit_event(record: AuditRecord) -> pb.AuditEvent:
+    entry = record.entry
+    return pb.AuditEvent(
+        audit_event_id=str(record.id),
+        occur_time=timestamp(record.created_at),
+        actor=entry.actor,
+        actor_name=entry.actor_name,
+        action=entry.action,
+        target=entry.target,
+        request_id=entry.request_id,
+        outcome=_AUDIT_OUTCOME_ENUMS[entry.outcome],
+        status_code=entry.status_code,
+        request_json=entry.request_json,
+        error_message=entry.error_message,
     )
 
 
