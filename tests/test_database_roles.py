@@ -31,6 +31,7 @@ TABLES = {
     "uploads",
     "upload_pieces",
     "answer_leases",
+    "audit_events",
 }
 
 

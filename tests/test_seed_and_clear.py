@@ -127,9 +127,11 @@ async def test_clear_data_asks_first_then_empties_every_table_but_the_schema(
         lexemes_in_use = await conn.fetchval("SELECT count(*) FROM lexeme_stats WHERE chunks > 0")
     finally:
         await conn.close()
-    derived = {"schema_migrations", "lexeme_stats", "chunk_totals"}
+    # The audit trail is append-only: it keeps the seeding and the clearing.
+    derived = {"schema_migrations", "lexeme_stats", "chunk_totals", "audit_events"}
     assert {table: n for table, n in rows.items() if table not in derived and n} == {}
     assert migrations >= 4 and lexemes_in_use == 0
+    assert rows["audit_events"] == 2
     # The schema and the app role's rights survive: the server starts and serves.
     code, _, err = await chatbot_server(database, "seed", "--size", "small", "--documents-only")
     assert code == 0, err
