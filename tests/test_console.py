@@ -17,6 +17,7 @@ from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 from chatbot.v1 import admin_service_pb2, chat_service_pb2
 from chatbot.v1.admin_service_pb2_grpc import AdminServiceStub
 from chatbot_client import ChatbotClient
+from chatbot_client.errors import PermissionDeniedError
 from chatbot_server.answers.fake_openai import FakeOpenAI, Reply
 from chatbot_server.config import EdgeSettings
 from chatbot_server.edge.envoy_config import envoy_config, parse_upstreams
@@ -209,6 +210,42 @@ async def test_the_admin_view_charts_what_answers_cost(page: Page, stack: Stack)
     cost = float(re.findall(r"\$(\d+\.\d+)", await by_model.inner_text())[0])
     assert cost >= 0.025
     await expect(page.get_by_label("Budget used")).to_be_visible()
+
+
+async def test_the_admin_view_lists_the_audit_trail(page: Page, stack: Stack) -> None:
+    name = f"audited-{random.getrandbits(32):x}"
+    async with ChatbotClient(stack.server.address, api_key=stack.admin_secret) as client:
+        created = await client.create_api_key(name, admin_service_pb2.API_KEY_ROLE_CLIENT)
+    # A client key may not make keys: the attempt is refused, and audited under its name.
+    async with ChatbotClient(stack.server.address, api_key=created.secret) as client:
+        with pytest.raises(PermissionDeniedError):
+            await client.create_api_key(f"{name}-never", admin_service_pb2.API_KEY_ROLE_CLIENT)
+
+    await page.get_by_label("API key").fill(stack.admin_secret)
+    await page.get_by_role("tab", name="Admin").click()
+    trail = page.get_by_role("table", name="Audit trail")
+    made = trail.locator("[data-outcome=ok]", has_text="CreateApiKey").filter(has_text=name)
+    refused = trail.locator("[data-outcome=refused]", has_text="CreateApiKey").filter(has_text=name)
+    others = trail.locator("[data-testid=audit-row]:not([data-outcome=refused])")
+    await expect(made).to_have_count(1, timeout=WAIT_MS)
+    await expect(made.locator(".badge")).to_have_text("OK")
+    await expect(made).to_contain_text("console-admin")
+    await expect(refused).to_have_count(1)
+    await expect(refused.locator(".badge")).to_have_text("Refused")
+    await expect(refused).to_contain_text("PERMISSION_DENIED")
+    # Newest first: the refusal came after the key was made.
+    order = await trail.get_by_test_id("audit-row").evaluate_all(
+        "rows => rows.map(row => row.dataset.auditEventId)"
+    )
+    refused_id = await refused.get_attribute("data-audit-event-id")
+    made_id = await made.get_attribute("data-audit-event-id")
+    assert order.index(refused_id) < order.index(made_id)
+
+    await page.locator("#audit-outcome").select_option(label="Refused")
+    await page.get_by_test_id("audit-apply").click()
+    await expect(others).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.get_by_test_id("audit-body")).to_have_attribute("aria-busy", "false")
+    await expect(refused).to_have_count(1)
 
 
 async def test_each_browser_behind_the_edge_has_limits_of_its_own(

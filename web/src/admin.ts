@@ -1,10 +1,12 @@
-// The Admin view: spending, today's budget, answer logs, feedback, experiments and API keys.
+// The Admin view: spending, today's budget, answer logs, feedback, experiments, API keys and
+// the audit trail.
 // Every call needs an admin key; without one the view says so once instead of six times.
 
 import { Code } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 
 import { admin, describeError, errorCode } from "./api";
+import { AuditView } from "./audit";
 import { barChart, columnChart, gauge } from "./charts";
 import {
   button,
@@ -136,6 +138,8 @@ export class AdminView {
   private readonly moreKeys = button("More keys", () => void this.loadKeys(true), { hidden: true });
   private keysToken = "";
 
+  private readonly audit = new AuditView();
+
   constructor() {
     this.days.addEventListener("change", () => void this.loadCosts());
 
@@ -231,6 +235,7 @@ export class AdminView {
         this.keysBody,
         this.moreKeys,
       ),
+      this.audit.el,
     );
     this.el = h(
       "div",
@@ -259,6 +264,7 @@ export class AdminView {
       this.loadExperiments(false).then(() => this.loadFeedback()),
       this.loadLogs(0),
       this.loadKeys(false),
+      this.audit.load(),
     ]);
   }
 
@@ -573,6 +579,8 @@ export class AdminView {
     } catch (error) {
       this.keyNotice.error(describeError(error));
     }
+    // Refused and failed attempts are audited too.
+    void this.audit.load();
   }
 
   private async revokeKey(key: ApiKey): Promise<void> {
@@ -584,6 +592,8 @@ export class AdminView {
     } catch (error) {
       this.keyNotice.error(describeError(error));
     }
+    // Refused and failed attempts are audited too.
+    void this.audit.load();
   }
 }
 
