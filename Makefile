@@ -46,6 +46,7 @@ bench: install redis-server
 	$(BIN)/python scripts/bench_chat.py
 	$(BIN)/python scripts/bench_edge.py
 	$(BIN)/python scripts/bench_replicas.py
+	$(BIN)/python scripts/bench_upload_memory.py
 
 ## Retrieval and grounding quality on eval/dev_set/ (fetches Debian's manuals once): the
 ## questions' pages verified against the manuals, then both halves by language and kind.

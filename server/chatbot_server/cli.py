@@ -44,6 +44,7 @@ from chatbot_server.platform.database import (
 from chatbot_server.platform.embedded_postgres import EmbeddedPostgresError
 from chatbot_server.platform.errors import ServiceError
 from chatbot_server.platform.logs import configure_logging
+from chatbot_server.platform.memory import fix_allocation_thresholds
 from chatbot_server.platform.metrics import MetricsListenError
 from chatbot_server.platform.migrations import MigrationError
 from chatbot_server.platform.tls import TlsError
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         # Commands that print results keep stdout for them; the log goes to stderr.
         log_stream = sys.stderr if command in _PRINTING_COMMANDS else sys.stdout
         configure_logging(settings.logging.level, settings.logging.format, log_stream)
+        fix_allocation_thresholds()
         if command == "keys":
             return asyncio.run(_keys(settings, args))
         if command == "seed":

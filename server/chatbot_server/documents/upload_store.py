@@ -10,6 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
+from chatbot_server.documents.upload_memory import UploadBuffer
+
 _COLUMNS = (
     "id, owner, metadata, size_bytes, sha256, received_bytes, expires_at, "
     "committed, document_id, deduplicated"
@@ -138,17 +140,18 @@ async def append_piece(
         return AppendResult.APPENDED, UploadRecord.from_row(row)
 
 
-async def upload_content(pool: asyncpg.Pool, upload_id: UUID) -> tuple[bytes, str]:
-    """The pieces joined in order, and their SHA-256, hashed piece by piece."""
-    parts: list[bytes] = []
+async def upload_content(pool: asyncpg.Pool, upload_id: UUID, size: int) -> tuple[bytearray, str]:
+    """The pieces (`size` bytes) in order in one buffer, and their SHA-256, hashed piece by
+    piece."""
+    buffer = UploadBuffer(size)
     digest = hashlib.sha256()
     async with pool.acquire() as conn, conn.transaction():
         async for record in conn.cursor(
             'SELECT data FROM upload_pieces WHERE upload_id = $1 ORDER BY "offset"', upload_id
         ):
             digest.update(record["data"])
-            parts.append(record["data"])
-    return b"".join(parts), digest.hexdigest()
+            buffer.append(record["data"])
+    return buffer.content(), digest.hexdigest()
 
 
 async def mark_committed(

@@ -16,7 +16,7 @@ from chatbot_server.answers.grounding import documents_answer
 from chatbot_server.config import DocumentSettings, RetrievalSettings
 from chatbot_server.documents import document_store
 from chatbot_server.documents.document_store import DocumentFilter, DocumentRecord, NewDocument
-from chatbot_server.documents.upload_memory import HeldBytes, UploadMemory
+from chatbot_server.documents.upload_memory import HeldBytes, UploadBuffer, UploadMemory
 from chatbot_server.platform import pagination
 from chatbot_server.platform.errors import ServiceError, bad_request, embedding_unavailable
 from chatbot_server.platform.validation import bounded_int, bounded_text, language_code, parse_uuid
@@ -62,9 +62,10 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
             )
         new = new_document(metadata)
         with self._upload_memory.hold() as held:
-            content, sha256 = await self._receive_bytes(
-                request_iterator, metadata.sha256.lower(), held
-            )
+            # A declared size is held at once: an upload that cannot fit is refused before
+            # its bytes travel.
+            held.grow_to(metadata.size_bytes)
+            content, sha256 = await self._receive_bytes(request_iterator, metadata, held)
             record, deduplicated = await self._store(new, content, sha256, metadata.overwrite)
         return pb.UploadDocumentResponse(document=document_proto(record), deduplicated=deduplicated)
 
@@ -90,7 +91,7 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         return pb.CommitUploadResponse(document=document_proto(record), deduplicated=deduplicated)
 
     async def _store(
-        self, new: NewDocument, content: bytes, sha256: str, overwrite: bool
+        self, new: NewDocument, content: bytes | bytearray, sha256: str, overwrite: bool
     ) -> tuple[DocumentRecord, bool]:
         """Stores an uploaded file and queues it, unless the same bytes are stored already."""
         record, deduplicated = await document_store.insert_document(
@@ -103,26 +104,24 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
     async def _receive_bytes(
         self,
         request_iterator: AsyncIterator[pb.UploadDocumentRequest],
-        expected_sha256: str,
+        metadata: pb.UploadMetadata,
         held: HeldBytes,
-    ) -> tuple[bytes, str]:
-        """The bytes and their SHA-256, hashed once, piece by piece as they arrive."""
+    ) -> tuple[bytearray, str]:
+        """The bytes, in one buffer, and their SHA-256, hashed piece by piece as they arrive."""
         limit = self._settings.max_upload_bytes
-        parts: list[bytes] = []
+        buffer = UploadBuffer(metadata.size_bytes)
         digest = hashlib.sha256()
-        size = 0
         async for message in request_iterator:
             if message.WhichOneof("payload") != "chunk":
                 raise bad_request("metadata", "may only be sent in the first message")
-            size += len(message.chunk)
+            size = buffer.size + len(message.chunk)
             if size > limit:
                 raise too_large("chunk", limit, size)
-            held.add(len(message.chunk))
+            held.grow_to(size)
             digest.update(message.chunk)
-            parts.append(message.chunk)
-        content = b"".join(parts)
-        sha256 = digest.hexdigest()
-        check_content(content, sha256, expected_sha256)
+            buffer.append(message.chunk)
+        content, sha256 = buffer.content(), digest.hexdigest()
+        check_content(content, sha256, metadata.sha256)
         return content, sha256
 
     async def GetDocument(

@@ -50,7 +50,7 @@ def too_large(field: str, limit: int, size: int) -> ServiceError:
     return error
 
 
-def check_content(head: bytes, sha256: str, expected_sha256: str) -> None:
+def check_content(head: bytes | bytearray, sha256: str, expected_sha256: str) -> None:
     """Refuses an empty file, one that is not a PDF (`head` is its first bytes), and one
     whose SHA-256 is not the one announced."""
     if not head:

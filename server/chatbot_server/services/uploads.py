@@ -31,7 +31,9 @@ MAX_PIECE_BYTES = 1024 * 1024
 # what an abandoned flood can park in the database until it expires.
 MAX_OPEN_UPLOADS = 20
 
-StoreDocument = Callable[[NewDocument, bytes, str, bool], Awaitable[tuple[DocumentRecord, bool]]]
+StoreDocument = Callable[
+    [NewDocument, bytes | bytearray, str, bool], Awaitable[tuple[DocumentRecord, bool]]
+]
 
 
 class ResumableUploads:
@@ -89,7 +91,7 @@ class ResumableUploads:
                 "data", f"a piece holds 1 to {MAX_PIECE_BYTES:,} bytes, got {len(request.data):,}"
             )
         with self._memory.hold() as held:
-            held.add(len(request.data))
+            held.grow_to(len(request.data))
             appended = await upload_store.append_piece(
                 self._pool,
                 upload_id,
@@ -138,8 +140,10 @@ class ResumableUploads:
             )
         metadata = pb.UploadMetadata.FromString(upload.metadata)
         with self._memory.hold() as held:
-            held.add(upload.size_bytes)
-            content, sha256 = await upload_store.upload_content(self._pool, upload.id)
+            held.grow_to(upload.size_bytes)
+            content, sha256 = await upload_store.upload_content(
+                self._pool, upload.id, upload.size_bytes
+            )
             try:
                 check_content(content, sha256, upload.sha256)
             except ServiceError:
