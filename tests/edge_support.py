@@ -27,8 +27,9 @@ async def running_edge(upstream_addresses: list[str], **settings: object) -> Asy
     edge_settings = EdgeSettings(web_address=f"127.0.0.1:{free_port()}", **settings)  # type: ignore[arg-type]
     config = envoy_config(edge_settings, parse_upstreams(",".join(upstream_addresses)))
     edge = await EdgeProcess.start(config, edge_settings.web_address)
+    scheme = "https" if edge_settings.tls_cert_file else "http"
     try:
-        yield f"http://{edge_settings.web_address}"
+        yield f"{scheme}://{edge_settings.web_address}"
     finally:
         await edge.stop()
 

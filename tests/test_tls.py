@@ -7,23 +7,28 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 
 from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import chat_service_pb2 as chat_pb
 from chatbot.v1 import chat_service_pb2_grpc
+from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot_client import ChatbotClient
 from chatbot_client.errors import ChatbotError
 from chatbot_server.config import Settings, SettingsError
 from tests.certificates import Authority, Issued
 from tests.databases import MigratedDatabase, create_test_database, free_port
+from tests.edge_support import CONNECT_HEADERS, running_edge
 from tests.governance_support import new_key, with_key
+from tests.polling import eventually
 from tests.processes import ServerProcess
 from tests.rpc_errors import error_info
 from tests.servers import RunningServer, server_settings, start_server
@@ -236,6 +241,63 @@ async def test_the_node_example_connects_with_a_client_certificate(
         "--ca-file", str(pki.authority.cert_file), "status LED",
     )  # fmt: skip
     assert code == 1 and "UNAVAILABLE" in err
+
+
+async def test_the_edge_serves_browsers_over_https_and_calls_the_servers_over_mutual_tls(
+    pki: Pki, mtls_server: RunningServer, tls_database: MigratedDatabase
+) -> None:
+    served = pki.folder / "edge-served"
+    served.mkdir()
+    cert_file, key_file = str(served / "edge.pem"), str(served / "edge.key")
+    edge_certificate = pki.authority.server("edge")
+    _replace(edge_certificate.cert_file, cert_file)
+    _replace(edge_certificate.key_file, key_file)
+    edge_client = pki.authority.client("edge-client", "chatbot-edge")
+    _, secret = await new_key(tls_database.app_url, "browser", "client")
+    async with running_edge(
+        [mtls_server.address],
+        tls_cert_file=cert_file,
+        tls_key_file=key_file,
+        upstream_ca_file=str(pki.authority.cert_file),
+        upstream_cert_file=str(edge_client.cert_file),
+        upstream_key_file=str(edge_client.key_file),
+    ) as edge:
+        assert edge.startswith("https://")
+        # The edge's health checks reach the server over mutual TLS before it routes calls.
+        listed = await eventually(lambda: _list_through(edge, pki.authority.cert_file, secret))
+        assert listed.status_code == 200, listed.text
+        # A call without a key is the browser's, not the edge certificate's.
+        anonymous = await _list_through(edge, pki.authority.cert_file, None)
+        assert anonymous.status_code == 401
+        assert anonymous.json()["code"] == "unauthenticated"
+
+        successor = Authority.create(pki.folder, "edge-successor-ca")
+        renewed = successor.server("edge-renewed")
+        _replace(renewed.cert_file, cert_file)
+        _replace(renewed.key_file, key_file)
+        listed = await eventually(
+            lambda: _list_through(edge, successor.cert_file, secret), timeout=15
+        )
+        assert listed.status_code == 200
+
+
+async def _list_through(edge: str, ca: Path, secret: str | None) -> httpx.Response | None:
+    """ListDocuments over Connect through the edge, on a new connection that trusts `ca`;
+    None when the handshake fails."""
+    headers = {"content-type": "application/proto", **CONNECT_HEADERS}
+    if secret:
+        headers["authorization"] = f"Bearer {secret}"
+    context = ssl.create_default_context(cafile=str(ca))
+    async with httpx.AsyncClient(verify=context, timeout=5) as http:
+        try:
+            response = await http.post(
+                edge + "/chatbot.v1.DocumentService/ListDocuments",
+                content=documents_pb.ListDocumentsRequest(page_size=1).SerializeToString(),
+                headers=headers,
+            )
+        except httpx.ConnectError:
+            return None
+    return response if response.status_code != 503 else None
 
 
 def _replace(source: Path, target: str) -> None:

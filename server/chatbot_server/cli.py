@@ -244,7 +244,7 @@ def _edge(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     config = envoy_config(settings.edge, upstreams)
     if args.print_config:
-        print(json.dumps(config, indent=2))
+        print(json.dumps(config.bootstrap, indent=2))
         return 0
     if args.check:
         validate(config)

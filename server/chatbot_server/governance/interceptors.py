@@ -100,7 +100,9 @@ def identity_interceptor(
             secret = secret_from_metadata(context.invocation_metadata())
         except MalformedCredentials as error:
             raise _invalid_key(str(error)) from None
-        subject = certificate_subject(context) if secret is None else None
+        # Through the edge, a certificate names the edge, not its caller.
+        keyless_certificate = secret is None and not call.via_proxy
+        subject = certificate_subject(context) if keyless_certificate else None
         if subject is not None:
             call.identity = f"mtls:{subject}"
             caller.certificate_role = certificate_roles.get(subject, "client")

@@ -29,7 +29,11 @@ from chatbot_server.platform.call_context import (
 )
 from chatbot_server.platform.database import UNREACHABLE_ERRORS
 from chatbot_server.platform.errors import STATUS_DETAILS_KEY, ServiceError, bad_request
-from chatbot_server.platform.forwarding import FORWARDED_FOR_KEY, client_address
+from chatbot_server.platform.forwarding import (
+    FORWARDED_FOR_KEY,
+    client_address,
+    via_trusted_proxy,
+)
 from chatbot_server.platform.interception import AroundInterceptor
 
 log = structlog.get_logger("chatbot_server.access")
@@ -128,6 +132,7 @@ class _AccessLogged:
             method=method,
             peer=context.peer(),
             client_address=client_address(context.peer(), forwarded, trusted),
+            via_proxy=via_trusted_proxy(context.peer(), forwarded, trusted),
         )
         self._started = 0.0
 

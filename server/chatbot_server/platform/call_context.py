@@ -20,6 +20,8 @@ class CallContext:
     peer: str
     # The client's IP address: the peer's, or the forwarded one behind a trusted proxy.
     client_address: str
+    # A trusted proxy (the edge) forwarded the call: the peer is the proxy, not the client.
+    via_proxy: bool = False
     # Who is calling: "key:<API key id>", or "ip:<client address>" for an anonymous caller.
     identity: str = "anonymous"
     response_metadata: list[tuple[str, str]] = field(default_factory=list)

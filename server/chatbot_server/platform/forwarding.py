@@ -43,6 +43,13 @@ def client_address(peer: str, forwarded_for: Sequence[str], trusted: Sequence[IP
     return address
 
 
+def via_trusted_proxy(
+    peer: str, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]
+) -> bool:
+    """Whether a trusted proxy forwarded the call for a client of its own."""
+    return bool(forwarded_for) and _is_trusted(peer_address(peer), trusted)
+
+
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
