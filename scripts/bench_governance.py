@@ -4,8 +4,9 @@ Three servers answer the same trivial ChatService.ListConversations (an empty li
 database), so only the interceptors differ:
   - bare grpc.aio, no interceptors;
   - the access log only;
-  - the whole chain: access log, identity (an API key, cached), rate limit (three limits
-    in Redis, one script run per call), budget gate (chat calls only, so idle here).
+  - the server's whole chain: access log, audit (admin actions only, so idle here),
+    identity (an API key, cached), rate limit (three limits in Redis, one script run per
+    call), budget gate (chat calls only, so idle here).
 Prints p50/p95 of sequential calls, calls/s at 50 concurrent callers, and what the chain
 adds over bare (targets: <= 1 ms p50 added, >= 0.6x bare throughput). Then the round trips
 the governance makes: one budget reservation in PostgreSQL (its release rides on the
@@ -27,17 +28,11 @@ from bench_server import embedded_server, redis_url
 
 from chatbot.v1 import chat_service_pb2 as pb
 from chatbot.v1 import chat_service_pb2_grpc
-from chatbot_server.app import ChatbotServer
+from chatbot_server.app import ChatbotServer, server_interceptors
 from chatbot_server.config import Rate
-from chatbot_server.governance.interceptors import (
-    budget_gate_interceptor,
-    identity_interceptor,
-    rate_limit_interceptor,
-)
 from chatbot_server.governance.key_management import create_key
 from chatbot_server.governance.rate_limit_rules import Limit
 from chatbot_server.money import budget_store
-from chatbot_server.platform.access_log import AccessLogInterceptor
 from chatbot_server.platform.logs import configure_logging
 
 SEQUENTIAL_CALLS = 2_000
@@ -128,15 +123,9 @@ async def main() -> None:
         async with embedded_server(REDIS_URL=redis, **UNLIMITED) as chatbot:
             settings, resources = chatbot.settings, chatbot.resources
             _, secret = await create_key(resources.pool, "bench", "client")
-            access_log = AccessLogInterceptor(
-                settings.server.max_receive_message_bytes, settings.identity.trusted_proxies
-            )
-            chain = [
-                access_log,
-                identity_interceptor(chatbot.api_keys, settings.identity),
-                rate_limit_interceptor(resources.rate_limiter, settings.rate_limits),
-                budget_gate_interceptor(resources.budget),
-            ]
+            # The server's own chain, as it serves: access log first.
+            chain = server_interceptors(settings, resources, chatbot.api_keys)
+            access_log = chain[0]
             servers = {
                 "bare grpc.aio": await start([]),
                 "access log only": await start([access_log]),

@@ -299,7 +299,7 @@ class ChatbotServer:
             if tracing.exporter != "none"
             else None
         )
-        interceptors = _interceptors(settings, resources, self.api_keys)
+        interceptors = server_interceptors(settings, resources, self.api_keys)
         if self.tracing is not None:
             # Outermost, so that the access log and everything after run inside the span.
             interceptors.insert(0, self.tracing.interceptor())
@@ -420,7 +420,7 @@ class ChatbotServer:
         log.info("server.stopped")
 
 
-def _interceptors(
+def server_interceptors(
     settings: Settings, resources: Resources, api_keys: ApiKeyCache
 ) -> list[grpc.aio.ServerInterceptor]:
     """Outermost first: access log, audit, identity, rate limit, budget gate."""
