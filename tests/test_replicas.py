@@ -42,6 +42,16 @@ class Cluster:
     fake: FakeOpenAI
     database: MigratedDatabase
 
+    def complaints(self) -> list[dict[str, object]]:
+        """The replicas' warnings and errors, last ones first: what a failure shows."""
+        found = [
+            {"replica": number, **event}
+            for number, replica in enumerate(self.replicas)
+            for event in replica.events
+            if event.get("level") in ("warning", "error")
+        ]
+        return found[::-1][:40]
+
     def served(self, request_id: str, method: str) -> list[int]:
         """Which replicas logged the call with this request id to this method."""
         return [
@@ -243,9 +253,10 @@ async def test_a_killed_replica_leaves_no_answer_in_flight(cluster: Cluster) -> 
         return "no end"
 
     async with contextlib.AsyncExitStack() as stack:
+        # A call that hangs ends at its deadline, within the wait below, and is counted.
         clients = [
             await stack.enter_async_context(
-                ChatbotClient(cluster.edge, metadata=with_key(secret), timeout=120)
+                ChatbotClient(cluster.edge, metadata=with_key(secret), timeout=60)
             )
             for _ in range(3)
         ]
@@ -254,8 +265,8 @@ async def test_a_killed_replica_leaves_no_answer_in_flight(cluster: Cluster) -> 
         # Long enough for a renewal of every lease to carry some text.
         await asyncio.sleep(LEASE_SECONDS / 3 + 1)
         await cluster.replicas[1].kill()
-        ends = Counter(await asyncio.wait_for(asyncio.gather(*answers), 120))
-    assert set(ends) <= {"stop", "ANSWER_LOST"}, ends
+        ends = Counter(await asyncio.wait_for(asyncio.gather(*answers), 200))
+    assert set(ends) <= {"stop", "ANSWER_LOST"}, (ends, cluster.complaints())
     assert ends["stop"] > 0 and ends["ANSWER_LOST"] > 0, ends
     conn = await asyncpg.connect(cluster.database.app_url)
     try:

@@ -89,6 +89,9 @@ class AnswerLeases:
             except DATABASE_ERRORS as error:
                 # The dependency monitor reports the database; try again next round.
                 log.warning("answer.leases_unavailable", error=f"{type(error).__name__}: {error}")
+            except Exception:
+                # Whatever one lost answer did, the leases of the others must go on.
+                log.exception("answer.leases_failed")
             await asyncio.sleep(self._period)
 
     async def _renew(self) -> None:

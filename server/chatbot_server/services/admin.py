@@ -126,8 +126,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             llm_model=request.llm_model or None,
             errors_only=request.errors_only,
             experiment_id=_optional_uuid("experiment_id", request.experiment_id),
-            start=request.start_time.ToDatetime(UTC) if request.HasField("start_time") else None,
-            end=request.end_time.ToDatetime(UTC) if request.HasField("end_time") else None,
+            start=_time(request, "start_time"),
+            end=_time(request, "end_time"),
         )
         scope = f"answer_logs:{where}"
         limit = pagination.page_size(request.page_size)
@@ -376,8 +376,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             actor=request.actor.strip(),
             action=request.action.strip(),
             outcome=_AUDIT_OUTCOMES.get(request.outcome, ""),
-            start=request.start_time.ToDatetime(UTC) if request.HasField("start_time") else None,
-            end=request.end_time.ToDatetime(UTC) if request.HasField("end_time") else None,
+            start=_time(request, "start_time"),
+            end=_time(request, "end_time"),
         )
         scope = f"audit_events:{where}"
         limit = pagination.page_size(request.page_size)
@@ -396,6 +396,11 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
                 grpc.StatusCode.NOT_FOUND, f"no API key {key_id}", reason="API_KEY_NOT_FOUND"
             )
         return record
+
+
+def _time(request: Any, field: str) -> datetime | None:
+    """A Timestamp field as a UTC datetime; None when unset."""
+    return getattr(request, field).ToDatetime(UTC) if request.HasField(field) else None
 
 
 def _span(request: Any, field: str) -> timedelta | None:
