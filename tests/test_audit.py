@@ -19,12 +19,14 @@ import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatbot.v1 import admin_service_pb2 as admin_pb
 from chatbot.v1 import document_service_pb2 as documents_pb
 from chatbot.v1.admin_service_pb2_grpc import AdminServiceStub
 from chatbot.v1.document_service_pb2_grpc import DocumentServiceStub
 from chatbot_client import ChatbotClient
+from chatbot_client.errors import PermissionDeniedError
 from tests.databases import MigratedDatabase, create_test_database
 from tests.governance_support import new_key, with_key
 from tests.servers import RunningServer, server_settings, start_server
@@ -234,7 +236,7 @@ async def test_list_audit_events_filters_and_pages_and_the_cli_prints_them(
     _, refused_secret = await new_key(audit_database.app_url, "refused", "client")
     async with ChatbotClient(audit_server.address, api_key=refused_secret) as refused:
         for _ in range(3):
-            with pytest.raises(Exception):  # noqa: B017 - PERMISSION_DENIED
+            with pytest.raises(PermissionDeniedError):
                 await refused.clear_rate_limits()
     async with ChatbotClient(audit_server.address, api_key=secret) as client:
         everything = [event async for event in client.list_audit_events(page_size=2)]
@@ -251,6 +253,12 @@ async def test_list_audit_events_filters_and_pages_and_the_cli_prints_them(
         assert {event.actor for event in mine} == {refusals[0].actor}
         named = [event async for event in client.list_audit_events(action="ClearRateLimits")]
         assert len([e for e in named if e.actor_name == "refused"]) == 3
+
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.admin.ListAuditEvents(
+                admin_pb.ListAuditEventsRequest(start_time=Timestamp(seconds=10**15)), timeout=5
+            )
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     code, out, err = await chatbot(
         audit_server, "--api-key", secret, "audit", "--outcome", "refused", "--limit", "2"

@@ -178,12 +178,16 @@ def _violations(error: grpc.aio.AioRpcError) -> list[str]:
         ([pb.UploadDocumentRequest(chunk=b"%PDF-1.4")], "INVALID_ARGUMENT", "metadata"),
         ([pb.UploadDocumentRequest(metadata=pb.UploadMetadata(title="Big", size_bytes=10**12))],
          "DOCUMENT_TOO_LARGE", "metadata.size_bytes"),
+        ([pb.UploadDocumentRequest(metadata=pb.UploadMetadata(title="Odd", size_bytes=-1)),
+          pb.UploadDocumentRequest(chunk=b"%PDF-1.4")],
+         "INVALID_ARGUMENT", "metadata.size_bytes"),
         ([pb.UploadDocumentRequest(metadata=pb.UploadMetadata(title="x", language="english!"))],
          "INVALID_ARGUMENT", "metadata.language"),
         ([pb.UploadDocumentRequest(metadata=pb.UploadMetadata())],
          "INVALID_ARGUMENT", "metadata.title"),
     ],
-    ids=["zero bytes", "not a pdf", "no metadata", "too large", "bad language", "no title"],
+    ids=["zero bytes", "not a pdf", "no metadata", "too large", "negative size", "bad language",
+         "no title"],
 )  # fmt: skip
 async def test_bad_uploads_are_refused_and_store_nothing(
     client: ChatbotClient,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf.duration_pb2 import Duration
 from prometheus_client import REGISTRY
 
 from chatbot.v1 import admin_service_pb2 as admin_pb
@@ -130,6 +131,14 @@ async def test_rotating_a_revoked_key_is_refused_and_bad_spans_are_invalid(
             "never", admin_pb.API_KEY_ROLE_CLIENT, expires_in=timedelta(days=5000)
         )
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    for overlap in (Duration(seconds=-1), Duration(seconds=10**18)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await admin.admin.RotateApiKey(
+                admin_pb.RotateApiKeyRequest(api_key_id=created.api_key.api_key_id,
+                                             overlap=overlap), timeout=5,
+            )  # fmt: skip
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(refused.value).reason == "INVALID_ARGUMENT"
 
 
 async def test_keys_commands_create_with_an_expiry_and_rotate_with_an_overlap(

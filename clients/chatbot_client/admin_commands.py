@@ -103,7 +103,7 @@ def add_admin_commands(commands: Any, add: Callable[..., argparse.ArgumentParser
     audit.add_argument("--action", default="", help="actions containing this, e.g. ApiKey")
     audit.add_argument("--outcome", choices=tuple(_OUTCOMES), help="only this outcome")
     audit.add_argument("--since", type=_duration, metavar="SPAN", help="only the last 24h, 7d…")
-    audit.add_argument("--limit", type=int, default=50, help="at most this many (%(default)s)")
+    audit.add_argument("--limit", type=_count, default=50, help="at most this many (%(default)s)")
     audit.set_defaults(handler=_audit)
 
     clear = add(commands, "clear-rate-limits", help="forget counted calls (all, or one identity)")
@@ -286,6 +286,12 @@ def _key_line(key: pb.ApiKey) -> str:
 
 def _minute(moment: Timestamp) -> str:
     return f"{moment.ToDatetime():%Y-%m-%d %H:%M}Z"
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number of 1 or more, not {text!r}")
+    return int(text)
 
 
 def _duration(text: str) -> timedelta:

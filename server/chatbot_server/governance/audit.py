@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import grpc
 import structlog
+from google.protobuf import json_format, text_format
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 
@@ -201,7 +202,11 @@ def _target(request: Message | None) -> str:
 def _json(request: Message | None) -> str:
     if request is None:
         return ""
-    text = MessageToJson(request, preserving_proto_field_name=True, indent=None)
+    try:
+        text = MessageToJson(request, preserving_proto_field_name=True, indent=None)
+    except (ValueError, json_format.Error):
+        # A value JSON cannot hold (a Duration past its range, say): the request as text.
+        text = json.dumps(text_format.MessageToString(request, as_one_line=True))
     return text[:_MAX_REQUEST_JSON]
 
 

@@ -400,7 +400,13 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
 
 def _time(request: Any, field: str) -> datetime | None:
     """A Timestamp field as a UTC datetime; None when unset."""
-    return getattr(request, field).ToDatetime(UTC) if request.HasField(field) else None
+    if not request.HasField(field):
+        return None
+    try:
+        moment: datetime = getattr(request, field).ToDatetime(UTC)
+    except (ValueError, OverflowError):
+        raise bad_request(field, "must be a time between the years 1 and 9999") from None
+    return moment
 
 
 def _span(request: Any, field: str) -> timedelta | None:
@@ -410,7 +416,10 @@ def _span(request: Any, field: str) -> timedelta | None:
     duration = getattr(request, field)
     if duration.seconds < 0 or duration.nanos < 0:
         raise bad_request(field, "must not be negative")
-    span: timedelta = duration.ToTimedelta()
+    try:
+        span: timedelta = duration.ToTimedelta()
+    except OverflowError:
+        raise bad_request(field, "is longer than any span this service takes") from None
     return span
 
 

@@ -56,6 +56,8 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         self, request_iterator: AsyncIterator[pb.UploadDocumentRequest], context: object
     ) -> pb.UploadDocumentResponse:
         metadata = await _first_metadata(request_iterator)
+        if metadata.size_bytes < 0:
+            raise bad_request("metadata.size_bytes", "must be the file's size in bytes, or 0")
         if metadata.size_bytes > self._settings.max_upload_bytes:
             raise too_large(
                 "metadata.size_bytes", self._settings.max_upload_bytes, metadata.size_bytes
