@@ -134,6 +134,14 @@ async def test_every_admin_action_writes_one_row_with_who_what_and_how_it_ended(
         admin_secret)  # fmt: skip
     assert (stopped["outcome"], stopped["target"]) == ("failed", missing)
 
+    # A request carrying NUL characters is written all the same.
+    odd = await _audited(url, lambda m: documents.DeleteDocument(
+        documents_pb.DeleteDocumentRequest(document_id="not\x00a-uuid"), metadata=m, timeout=5),
+        admin_secret)  # fmt: skip
+    assert (odd["outcome"], odd["status_code"], odd["target"]) == (
+        "failed", "INVALID_ARGUMENT", "not\ufffda-uuid",
+    )  # fmt: skip
+
     # Reads that are allowed are not written.
     request_id = uuid.uuid4().hex
     await admin.GetCostReport(
@@ -254,11 +262,13 @@ async def test_list_audit_events_filters_and_pages_and_the_cli_prints_them(
         named = [event async for event in client.list_audit_events(action="ClearRateLimits")]
         assert len([e for e in named if e.actor_name == "refused"]) == 3
 
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await client.admin.ListAuditEvents(
-                admin_pb.ListAuditEventsRequest(start_time=Timestamp(seconds=10**15)), timeout=5
-            )
-        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        for bad in (
+            admin_pb.ListAuditEventsRequest(start_time=Timestamp(seconds=10**15)),
+            admin_pb.ListAuditEventsRequest(actor="key:\x00"),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await client.admin.ListAuditEvents(bad, timeout=5)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     code, out, err = await chatbot(
         audit_server, "--api-key", secret, "audit", "--outcome", "refused", "--limit", "2"

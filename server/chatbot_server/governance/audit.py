@@ -55,6 +55,7 @@ REFUSALS = frozenset(
 # Request fields that name what an action acts on, in the order they are looked for.
 _TARGET_FIELDS = ("api_key_id", "document_id", "identity", "experiment", "name")
 _MAX_REQUEST_JSON = 4000
+_MAX_TARGET = 200
 
 _request: ContextVar[Message | None] = ContextVar("chatbot_audited_request", default=None)
 
@@ -111,7 +112,7 @@ class _AuditedCall:
             outcome=_outcome(code),
             status_code=code.name,
             request_json=_json(request),
-            error_message=message,
+            error_message=_storable(message),
         )
         await write(self._pool, entry)
 
@@ -195,8 +196,13 @@ def _target(request: Message | None) -> str:
         if isinstance(value, Message):
             value = getattr(value, "experiment_id", "") or getattr(value, "name", "")
         if value:
-            return str(value)
+            return _storable(str(value))[:_MAX_TARGET]
     return ""
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL can store: a refused request may carry NUL characters."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _json(request: Message | None) -> str:

@@ -37,7 +37,7 @@ from chatbot_server.money.ledger_store import GLOBAL_SCOPE, AnswerLogFilter
 from chatbot_server.money.pricing import MICRO_USD_PER_USD, to_usd
 from chatbot_server.platform import pagination
 from chatbot_server.platform.errors import ServiceError, bad_request
-from chatbot_server.platform.validation import parse_uuid
+from chatbot_server.platform.validation import bounded_text, parse_uuid
 from chatbot_server.services.conversions import FINISH_REASONS, GROUNDINGS, timestamp
 
 _LEVELS = {
@@ -373,8 +373,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: pb.ListAuditEventsRequest, context: object
     ) -> pb.ListAuditEventsResponse:
         where = AuditFilter(
-            actor=request.actor.strip(),
-            action=request.action.strip(),
+            actor=bounded_text("actor", request.actor, 500),
+            action=bounded_text("action", request.action, 200),
             outcome=_AUDIT_OUTCOMES.get(request.outcome, ""),
             start=_time(request, "start_time"),
             end=_time(request, "end_time"),
