@@ -281,3 +281,48 @@ async def test_the_python_client_resumes_after_a_blip_on_another_server(pair: Pa
     assert [
         row["finish_reason"] for row in await ledger_rows(pair.database, started.answer_id)
     ] == ["stop"]
+
+
+async def test_an_answer_that_could_not_be_leased_is_not_offered_for_resume(
+    postgres_superuser_url: str, redis_url: str
+) -> None:
+    # No server could record such an answer as lost should its own die, so none may follow
+    # it: a resume is NOT_FOUND at once and the answer stops when its caller leaves.
+    database = await create_test_database(postgres_superuser_url, "chatbot_unleased")
+    conn = await asyncpg.connect(database.owner_url)
+    try:
+        await conn.execute(f"REVOKE INSERT ON answer_leases FROM {database.app_role}")
+    finally:
+        await conn.close()
+    fake = FakeOpenAI()
+    await fake.start()
+    running = await start_server(
+        server_settings(
+            database.app_url,
+            redis_url,
+            OPENROUTER_API_KEY="sk-or-test",
+            OPENROUTER_BASE_URL=fake.base_url,
+            SIMILARITY_THRESHOLD="0",
+            ANSWER_RESUME_SECONDS="30",
+        )
+    )
+    fake.replies = [Reply([f"slow{n} " for n in range(60)], piece_delay=0.2)]
+    try:
+        async with ChatbotClient(running.address) as client:
+            await upload_the_manual(client)
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = ChatServiceStub(channel)
+            call = stub.StreamAnswer(pb.StreamAnswerRequest(question="LED?"))
+            answer_id = (await read_until_deltas(call, 1))[0].started.answer_id
+            call.cancel()
+            resumed = stub.ResumeAnswer(pb.ResumeAnswerRequest(answer_id=answer_id))
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await resumed.read()
+            assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+            assert error_info(raised.value).reason == "ANSWER_NOT_FOUND"
+            # Well within the 30 s a resumable answer would wait.
+            rows = await ledger_rows(database, answer_id)
+            assert [row["finish_reason"] for row in rows] == ["cancelled"]
+    finally:
+        await running.stop()
+        await fake.stop()

@@ -60,6 +60,10 @@ class AnswerFeed(Protocol):
         """Ends the answer for its followers: its server died."""
         ...
 
+    async def forget(self, answer_id: str) -> None:
+        """Drops the answer: it cannot be resumed."""
+        ...
+
     async def request_cancel(self, answer_id: str) -> None: ...
 
     async def cancel_requested(self, answer_ids: list[str]) -> set[str]:
@@ -126,6 +130,9 @@ class RedisAnswerFeed:
             pipe.expire(stream, self._keep)
             pipe.expire(_key(answer_id, "owner"), self._keep)
             await pipe.execute()
+
+    async def forget(self, answer_id: str) -> None:
+        await self._redis.delete(_key(answer_id, "owner"), _key(answer_id, "events"))
 
     async def request_cancel(self, answer_id: str) -> None:
         await self._redis.set(_key(answer_id, "cancel"), 1, ex=self._keep)
@@ -206,6 +213,9 @@ class MemoryAnswerFeed:
         if kept is not None:
             kept.lost = True
             kept.changed.set()
+
+    async def forget(self, answer_id: str) -> None:
+        self._answers.pop(answer_id, None)
 
     async def request_cancel(self, answer_id: str) -> None:
         kept = self._answers.get(answer_id)

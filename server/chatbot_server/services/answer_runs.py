@@ -95,13 +95,17 @@ class _FeedWriter:
         self._answer_id = answer_id
         self._owner = owner
         self._live = False
+        # Set when the answer could not be leased: no server could record it as lost, so
+        # nobody may resume it.
+        self.withdrawn = False
         self._pending: list[FeedEvent] = []
         self._opening = asyncio.create_task(self._open())
         self._writing: asyncio.Task[None] | None = None
 
     def add(self, event: FeedEvent) -> None:
-        self._pending.append(event)
-        self._write_soon()
+        if not self.withdrawn:
+            self._pending.append(event)
+            self._write_soon()
 
     def go_live(self) -> None:
         """From now on every event goes to the feed, those kept so far first."""
@@ -109,6 +113,8 @@ class _FeedWriter:
         self._write_soon()
 
     def _write_soon(self) -> None:
+        if self.withdrawn:
+            return
         if self._live and (self._writing is None or self._writing.done()):
             self._writing = asyncio.create_task(self._write())
 
@@ -131,6 +137,16 @@ class _FeedWriter:
 
     async def opened(self) -> None:
         await asyncio.shield(self._opening)
+
+    async def withdraw(self) -> None:
+        """Takes the answer out of the feed, before its caller learns its id."""
+        self.withdrawn, self._pending = True, []
+        await self.opened()
+        try:
+            await self._feed.forget(self._answer_id)
+        except Exception as error:
+            log.warning("answer.feed_unavailable", answer_id=self._answer_id,
+                        error=f"{type(error).__name__}: {error}")  # fmt: skip
 
     async def flushed(self) -> None:
         await self.opened()
@@ -235,7 +251,7 @@ class AnswerRuns:
                     message.started.answer_id = answer_id
                     writer = _FeedWriter(self._feed, answer_id, question.request.identity)
                     local.writer = writer
-                    local.resumable = asyncio.gather(writer.opened(), event.leased)
+                    local.resumable = asyncio.ensure_future(_resumable(writer, event.leased))
                     self._register(answer_id)
                 ended = message.WhichOneof("event") == "done"
                 local.add(message)
@@ -282,14 +298,18 @@ class AnswerRuns:
             (m.started.answer_id for m in local.messages if m.WhichOneof("event") == "started"),
             "",
         )
+        # An answer nobody may resume stops when its caller leaves.
+        window = (
+            0.0 if local.writer is not None and local.writer.withdrawn else self._resume_seconds
+        )
         last_seen = time.monotonic()
         while not answer.done():
-            if answer_id and await self._feed.present(answer_id):
+            if window and answer_id and await self._feed.present(answer_id):
                 last_seen = time.monotonic()
-            if time.monotonic() - last_seen >= self._resume_seconds:
+            if time.monotonic() - last_seen >= window:
                 answer.cancel()
                 break
-            await asyncio.sleep(min(POLL_SECONDS, self._resume_seconds))
+            await asyncio.sleep(min(POLL_SECONDS, window))
         with contextlib.suppress(asyncio.CancelledError):
             await answer
 
@@ -309,6 +329,14 @@ class AnswerRuns:
                 reason="NOT_ANSWER_OWNER",
                 metadata={"answer_id": answer_id},
             )
+
+
+async def _resumable(writer: _FeedWriter, leased: asyncio.Future[Any]) -> None:
+    """Done once the answer is in the feed and leased, so that another server can record
+    it as lost; an answer that could not be leased is taken out of the feed instead."""
+    await writer.opened()
+    if await leased is None:
+        await writer.withdraw()
 
 
 def _end_for_resumers(writer: _FeedWriter | None, sequence: int, ended: bool, reason: int) -> None:
