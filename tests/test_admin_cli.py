@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.commands import chatbot
 from tests.databases import MigratedDatabase
 from tests.governance_support import new_key
 from tests.servers import RunningServer
-from tests.test_cli import chatbot
 
 
 async def test_admin_commands_need_an_admin_key(server: RunningServer) -> None:

@@ -27,10 +27,10 @@ from chatbot.v1.admin_service_pb2_grpc import AdminServiceStub
 from chatbot.v1.document_service_pb2_grpc import DocumentServiceStub
 from chatbot_client import ChatbotClient
 from chatbot_client.errors import PermissionDeniedError
+from tests.commands import chatbot
 from tests.databases import MigratedDatabase, create_test_database
 from tests.governance_support import new_key, with_key
 from tests.servers import RunningServer, server_settings, start_server
-from tests.test_cli import chatbot
 
 Call = Callable[[tuple[tuple[str, str], ...]], Awaitable[Any]]
 

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from chatbot_client import ChatbotClient
+from tests.commands import chatbot
 from tests.databases import MigratedDatabase
 from tests.documents_support import manual_pdf, truncate_documents, upload_the_manual
 from tests.pdfs import text_pdf
-from tests.processes import run_process
 from tests.servers import RunningServer
-
-
-async def chatbot(
-    server: RunningServer | str, *args: str, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    """Runs `chatbot --target SERVER ARGS`, without CHATBOT_API_KEY unless `env` sets it."""
-    environment = {k: v for k, v in os.environ.items() if k != "CHATBOT_API_KEY"}
-    target = server if isinstance(server, str) else server.address
-    return await run_process(
-        sys.executable, "-m", "chatbot_client", "--target", target, *args,
-        env={**environment, **(env or {})}, timeout=180,
-    )  # fmt: skip
 
 
 async def test_health_prints_status_and_exits_zero(server: RunningServer) -> None:

@@ -4,21 +4,14 @@ knowledge of the service (Node and npm from Debian's packages in CI)."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from chatbot_client import ChatbotClient
+from tests.commands import in_node_example
 from tests.databases import MigratedDatabase
 from tests.documents_support import truncate_documents, upload_the_manual
-from tests.processes import run_process
 from tests.servers import RunningServer
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "node"
-
-
-async def run(*command: str) -> tuple[int, str, str]:
-    return await run_process(*command, cwd=EXAMPLE, timeout=300)
 
 
 @pytest.mark.skipif(
@@ -30,9 +23,9 @@ async def test_the_node_example_streams_an_answer_with_citations(
     await truncate_documents(database.owner_url)
     async with ChatbotClient(server.address) as client:
         await upload_the_manual(client)
-    code, _, err = await run("npm", "ci", "--silent", "--no-audit", "--no-fund")
+    code, _, err = await in_node_example("npm", "ci", "--silent", "--no-audit", "--no-fund")
     assert code == 0, err
-    code, out, err = await run(
+    code, out, err = await in_node_example(
         "node", "ask.js", "--target", server.address, "--top-k", "1",
         "What does a blinking red status LED mean?",
     )  # fmt: skip
@@ -45,10 +38,10 @@ async def test_the_node_example_streams_an_answer_with_citations(
     query = "status LED, DMX port and firmware of the XPD-42"
     async with ChatbotClient(server.address) as client:
         assert len((await client.search(query)).results) > 1
-    code, out, err = await run(
+    code, out, err = await in_node_example(
         "node", "search.js", "--target", server.address, "--top-k", "1", query
     )
     assert code == 0, err
     assert len(out.splitlines()) == 1 and "results in" in err and "(string)" in err
-    code, _, err = await run("node", "ask.js", "--target", "127.0.0.1:1", "anything")
+    code, _, err = await in_node_example("node", "ask.js", "--target", "127.0.0.1:1", "anything")
     assert code == 1 and "UNAVAILABLE" in err

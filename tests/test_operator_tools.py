@@ -8,29 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.commands import ROOT, grpcurl, tool
 from tests.servers import RunningServer
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-async def grpcurl(*args: str, plaintext: bool = True) -> str:
-    """Runs grpcurl with these arguments (and -plaintext unless told otherwise)."""
-    process = await asyncio.create_subprocess_exec(
-        _tool("grpcurl"),
-        *(["-plaintext"] if plaintext else []),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert path is not None, f"{name} is not installed (pip install -e '.[dev]')"
-    return path
 
 
 async def test_grpcurl_lists_the_services_health_and_reflection(server: RunningServer) -> None:
@@ -47,7 +26,7 @@ async def test_grpcurl_lists_the_services_health_and_reflection(server: RunningS
 async def test_buf_curl_calls_through_reflection_v1_and_v1alpha(server: RunningServer) -> None:
     for protocol in ("grpc-v1", "grpc-v1alpha"):
         process = await asyncio.create_subprocess_exec(
-            _tool("buf"), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+            tool("buf"), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
             "--reflect-protocol", protocol,
             f"http://{server.address}/grpc.health.v1.Health/Check",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -75,7 +54,7 @@ async def test_grpcurl_health_check_reports_serving(server: RunningServer) -> No
 
 
 def test_buf_lint_passes() -> None:
-    result = subprocess.run([_tool("buf"), "lint"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([tool("buf"), "lint"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -90,13 +69,13 @@ def test_buf_breaking_catches_a_removed_field(tmp_path: Path) -> None:
     common.write_text(text.replace("  double relevance_score = 8;\n}", "}"))
 
     unchanged = subprocess.run(
-        [_tool("buf"), "breaking", str(ROOT), "--against", str(ROOT)],
+        [tool("buf"), "breaking", str(ROOT), "--against", str(ROOT)],
         capture_output=True,
         text=True,
     )
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
     broken = subprocess.run(
-        [_tool("buf"), "breaking", str(changed), "--against", str(ROOT)],
+        [tool("buf"), "breaking", str(changed), "--against", str(ROOT)],
         capture_output=True,
         text=True,
     )

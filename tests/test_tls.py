@@ -25,6 +25,7 @@ from chatbot_client import ChatbotClient
 from chatbot_client.errors import ChatbotError
 from chatbot_server.config import Settings, SettingsError
 from tests.certificates import Authority, Issued
+from tests.commands import chatbot, grpcurl, in_node_example
 from tests.databases import MigratedDatabase, create_test_database, free_port
 from tests.edge_support import CONNECT_HEADERS, running_edge
 from tests.governance_support import new_key, with_key
@@ -32,9 +33,6 @@ from tests.polling import eventually
 from tests.processes import ServerProcess
 from tests.rpc_errors import error_info
 from tests.servers import RunningServer, server_settings, start_server
-from tests.test_cli import chatbot
-from tests.test_node_example import run as run_node
-from tests.test_operator_tools import grpcurl
 
 ROBOT = "O=Chatbot Tests,CN=ops-robot"
 
@@ -227,16 +225,16 @@ async def test_the_cli_and_grpcurl_connect_with_a_client_certificate(
 async def test_the_node_example_connects_with_a_client_certificate(
     pki: Pki, mtls_server: RunningServer
 ) -> None:
-    code, _, err = await run_node("npm", "ci", "--silent", "--no-audit", "--no-fund")
+    code, _, err = await in_node_example("npm", "ci", "--silent", "--no-audit", "--no-fund")
     assert code == 0, err
-    code, _, err = await run_node(
+    code, _, err = await in_node_example(
         "node", "search.js", "--target", mtls_server.address,
         "--ca-file", str(pki.authority.cert_file), "--cert-file", str(pki.robot.cert_file),
         "--key-file", str(pki.robot.key_file), "status LED",
     )  # fmt: skip
     assert code == 0, err
     assert "results in" in err
-    code, _, err = await run_node(
+    code, _, err = await in_node_example(
         "node", "search.js", "--target", mtls_server.address,
         "--ca-file", str(pki.authority.cert_file), "status LED",
     )  # fmt: skip
