@@ -29,7 +29,7 @@ from google.protobuf.message import Message
 from chatbot_server.governance import audit_store
 from chatbot_server.governance.audit_store import AuditEntry
 from chatbot_server.governance.caller import current_caller
-from chatbot_server.governance.interceptors import ADMIN_PREFIX
+from chatbot_server.governance.interceptors import ADMIN_PREFIX, DOCUMENT_ADMIN_METHODS
 from chatbot_server.platform.call_context import call_in_progress
 from chatbot_server.platform.database import DATABASE_ERRORS
 from chatbot_server.platform.errors import ServiceError
@@ -40,10 +40,8 @@ log = structlog.get_logger(__name__)
 # The methods that change something: audited whatever their outcome.
 _ADMIN_CHANGES = ("CreateExperiment", "UpdateExperiment", "ClearRateLimits", "CreateApiKey",
                   "RevokeApiKey", "RotateApiKey")  # fmt: skip
-_DOCUMENT_CHANGES = ("DeleteDocument", "ReprocessDocument", "ReprocessAllDocuments")
 CHANGING_METHODS = frozenset(
-    [f"{ADMIN_PREFIX}{name}" for name in _ADMIN_CHANGES]
-    + [f"/chatbot.v1.DocumentService/{name}" for name in _DOCUMENT_CHANGES]
+    {f"{ADMIN_PREFIX}{name}" for name in _ADMIN_CHANGES} | DOCUMENT_ADMIN_METHODS
 )
 REFUSALS = frozenset(
     (
