@@ -3,7 +3,7 @@ shows what the choice gives on the check half.
 
 Reads the candidates `evaluate.py --details FILE` wrote (each question's chunks with their
 rank in each signal, and the evidence the not-found decision reads), fuses them again with
-every weight on a grid, and tries every not-found familiarity threshold. Prints, per
+every weight on a grid, and tries every not-found word-frequency threshold. Prints, per
 question language, the best weights on the tune half with the figures they give on both
 halves, and the threshold that marks most unanswerable questions on the tune half while
 marking at most 5 % of the answerable ones in every language.
@@ -25,7 +25,7 @@ from dev_set import LANGUAGES, load
 from chatbot_server.answers.grounding import MAX_MISSING_TERM_SHARE
 from chatbot_server.retrieval import hybrid_search
 from chatbot_server.retrieval.hybrid_search import Candidate, RetrievalMode, fuse
-from chatbot_server.retrieval.languages import word_familiarity
+from chatbot_server.retrieval.languages import RARITY_FLOOR
 
 WEIGHTS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3)
@@ -105,25 +105,25 @@ def main() -> None:
             )
 
     print(
-        "\nNot found: answered when the least familiar missing word has familiarity >= f and "
+        "\nNot found: answered when the rarest missing word has a frequency >= f (Zipf) and "
         f"the missing term share < {MAX_MISSING_TERM_SHARE}"
     )
     table = evidence_table(questions, halves)
     best = None
-    for familiarity in [x / 100 for x in range(0, 101)]:
-        outcome = _marking(table, "tune", familiarity)
+    for frequency in [x / 10 for x in range(round(RARITY_FLOOR * 10), 51)]:
+        outcome = _marking(table, "tune", frequency)
         if max(wrong for _, wrong in outcome.values()) > MAX_WRONGLY_MARKED:
             continue
         key = (min(m for m, _ in outcome.values()), sum(m for m, _ in outcome.values()))
         if best is None or key > best[0]:
-            best = (key, familiarity)
+            best = (key, frequency)
     if best is None:
         print("  no threshold keeps the answerable questions wrongly marked at most 5 %")
         return
-    familiarity = best[1]
-    print(f"  chosen on the tune half: f >= {familiarity}")
+    frequency = best[1]
+    print(f"  chosen on the tune half: f >= {frequency}")
     for half in ("tune", "check"):
-        outcome = _marking(table, half, familiarity)
+        outcome = _marking(table, half, frequency)
         print(
             f"  {half}: "
             + ", ".join(
@@ -138,7 +138,7 @@ Table = dict[tuple[str, str], tuple[npt.NDArray[np.float64], npt.NDArray[np.bool
 
 def evidence_table(questions: list[dict[str, Any]], halves: dict[str, str]) -> Table:
     """Per half and question language: each question's missing term share and the
-    familiarity of its least familiar missing word, and whether it is unanswerable."""
+    frequency of its rarest missing word, and whether it is unanswerable."""
     table = {}
     for half, language in itertools.product(("tune", "check"), LANGUAGES):
         mine = [q for q in questions if halves[q["document"]] == half and q["language"] == language]
@@ -146,7 +146,7 @@ def evidence_table(questions: list[dict[str, Any]], halves: dict[str, str]) -> T
             [
                 [
                     q["evidence"]["missing_term_share"],
-                    word_familiarity(q["missing_words"], q["detected_language"]),
+                    q["evidence"]["missing_word_frequency"],
                 ]
                 for q in mine
             ]
@@ -156,13 +156,13 @@ def evidence_table(questions: list[dict[str, Any]], halves: dict[str, str]) -> T
     return table
 
 
-def _marking(table: Table, half: str, familiarity: float) -> dict[str, tuple[float, float]]:
+def _marking(table: Table, half: str, frequency: float) -> dict[str, tuple[float, float]]:
     """Per question language: the share of unanswerable questions marked not found and the
     share of answerable ones marked wrongly."""
     result = {}
     for language in LANGUAGES:
         features, unanswerable = table[(half, language)]
-        answered = (features[:, 1] >= familiarity) & (features[:, 0] < MAX_MISSING_TERM_SHARE)
+        answered = (features[:, 1] >= frequency) & (features[:, 0] < MAX_MISSING_TERM_SHARE)
         result[language] = (
             float(np.mean(~answered[unanswerable])) if unanswerable.any() else 0.0,
             float(np.mean(~answered[~unanswerable])) if (~unanswerable).any() else 0.0,

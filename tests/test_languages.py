@@ -16,10 +16,13 @@ from chatbot.v1 import document_service_pb2 as pb
 from chatbot_client import ChatbotClient
 from chatbot_server.documents.page_cleaning import clean_glyphs
 from chatbot_server.retrieval.languages import (
+    COMMON,
+    RARITY_FLOOR,
     compound_parts,
+    rarest_word_frequency,
     search_text,
     vocabulary,
-    word_familiarity,
+    word_frequency,
     words_of,
 )
 from tests.conftest import LogSink
@@ -64,12 +67,23 @@ def test_compound_parts_are_words_of_the_vocabulary(text: str) -> None:
         assert set(compound_parts(word, words)) <= words
 
 
-def test_a_missing_word_that_names_a_thing_looks_unfamiliar() -> None:
+def test_a_missing_word_that_names_a_thing_is_rare_in_everyday_language() -> None:
     question = "How do I deploy R on Kubernetes with the usual libraries?"
     missing = words_of(question, ["kubernet", "librari"])
     assert missing == ["Kubernetes", "libraries"]
-    assert word_familiarity(["Kubernetes"], "en") < 0.5 < word_familiarity(["libraries"], "en")
-    assert word_familiarity([], "en") == 1.0
+    assert word_frequency("Kubernetes", "en") < 2.6 < word_frequency("libraries", "en")
+    assert rarest_word_frequency(missing, "en") == word_frequency("Kubernetes", "en")
+    assert rarest_word_frequency([], "en") == COMMON
+    assert word_frequency("debcargo", "de") == RARITY_FLOOR
+
+
+def test_a_german_compound_is_as_common_as_its_least_common_part() -> None:
+    assert word_frequency("Prozessortakt", "de") == min(
+        word_frequency("Prozessor", "de"), word_frequency("Takt", "de")
+    )
+    # With a linking "s" and a compound as its first part.
+    assert word_frequency("Druckerkonfigurationsdatei", "de") > 3
+    assert word_frequency("Keycloakserver", "de") < 2.6
 
 
 def test_french_text_loses_elisions_and_accents_for_full_text() -> None:

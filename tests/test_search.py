@@ -189,11 +189,11 @@ def test_hybrid_fusion_counts_a_word_match_by_the_share_of_the_question_it_holds
 
 
 def test_documents_answer_unless_a_missing_word_names_a_thing_or_every_word_is_missing() -> None:
-    assert documents_answer(Evidence(missing_term_share=0.3, missing_word_familiarity=0.96))
+    assert documents_answer(Evidence(missing_term_share=0.3, missing_word_frequency=4.1))
     # "Kubernetes": a name the documents never mention.
-    assert not documents_answer(Evidence(missing_term_share=0.3, missing_word_familiarity=0.14))
+    assert not documents_answer(Evidence(missing_term_share=0.3, missing_word_frequency=2.2))
     # Off every document's topic: they hold none of the question's words.
-    assert not documents_answer(Evidence(missing_term_share=1.0, missing_word_familiarity=0.9))
+    assert not documents_answer(Evidence(missing_term_share=1.0, missing_word_frequency=5.0))
 
 
 ranks = st.one_of(st.none(), st.integers(min_value=1, max_value=200))

@@ -366,6 +366,7 @@ class ChatbotServer:
         await self.monitor.check_once()
         await self.resources.embedder.warm_up()
         await asyncio.to_thread(languages.warm_up)
+        await asyncio.to_thread(languages.load_word_lists)
         if self.settings.server.metrics_address is not None:
             self.metrics = MetricsEndpoint(self.settings.server.metrics_address)
         await self.server.start()

@@ -21,8 +21,8 @@ from chatbot_server.retrieval.embeddings import Embedder
 from chatbot_server.retrieval.languages import (
     DEFAULT_LANGUAGE,
     detect_language,
+    rarest_word_frequency,
     search_text,
-    word_familiarity,
     words_of,
 )
 from chatbot_server.retrieval.text_search import text_search_config
@@ -105,11 +105,11 @@ class Evidence:
     # The share of the question's informative words (weighted by rarity) that no chunk of
     # any document holds, when documents in the question's language exist (0 otherwise).
     missing_term_share: float
-    # How much the least familiar of the question's words that no chunk holds looks like a
-    # word of the question's language (Lingua's confidence; 1 when none is missing):
+    # How common in everyday language the rarest of the question's words that no chunk
+    # holds is (`languages.word_frequency`, Zipf scale; COMMON when none is missing):
     # "Kubernetes" or "debcargo" name a thing the documents never mention, "spreadsheet"
     # is everyday wording for something they put otherwise.
-    missing_word_familiarity: float
+    missing_word_frequency: float
 
 
 @dataclass(frozen=True)
@@ -294,8 +294,12 @@ SELECT c.id AS chunk_id, c.document_id, d.title AS document_title, c.page_number
             THEN coalesce((SELECT sum(idf) FILTER (WHERE chunks = 0) / nullif(sum(idf), 0)
                            FROM terms), 0)
             ELSE 0 END AS missing_term_share,
+       -- Words as asked, before compounds stand for their heads: "Chromebooks" is missing
+       -- even where "book" is not.
        CASE WHEN o.present
-            THEN (SELECT coalesce(array_agg(lexeme), '{{}}') FROM terms WHERE chunks = 0)
+            THEN (SELECT coalesce(array_agg(a.lexeme), '{{}}') FROM asked a
+                  WHERE NOT EXISTS (SELECT 1 FROM lexeme_stats s
+                                    WHERE s.lexeme = a.lexeme AND s.chunks > 0))
             ELSE '{{}}' END AS missing_terms
 FROM ranked r
 CROSS JOIN own_language o
@@ -402,5 +406,5 @@ async def retrieve(
 
 def question_evidence(query: str, language: str, missing: MissingTerms) -> Evidence:
     """The evidence of an answer in the question's words that no chunk holds."""
-    familiarity = word_familiarity(words_of(query, missing.lexemes), language)
-    return Evidence(missing.share, familiarity)
+    frequency = rarest_word_frequency(words_of(query, missing.lexemes), language)
+    return Evidence(missing.share, frequency)

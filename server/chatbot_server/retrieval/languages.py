@@ -3,7 +3,10 @@ search in each.
 
 Detection uses Lingua (`lingua-language-detector`): its models ship inside the wheel, it is
 built for short, mixed texts such as questions with command names in them, and it can be
-limited to the languages the service reads. Full-text search indexes a text prepared per
+limited to the languages the service reads. How common a word is in everyday English,
+German or French comes from wordfreq's word lists (`wordfreq`, shipped in its wheel): a
+question's word that the documents lack and everyday language rarely uses names something
+they never mention (`answers.grounding`). Full-text search indexes a text prepared per
 language rather than the text as shown:
   - accents folded ("système" and "systeme" meet; PostgreSQL's `unaccent` is a contrib
     module that not every server has);
@@ -42,6 +45,10 @@ _ELISION = re.compile(
 _LINKS = ("", "s", "es", "n", "en", "e", "er")
 _INFLECTIONS = ("s", "n", "e", "en", "es", "er", "ern")
 _MIN_PART = 4
+# Word frequencies on the Zipf scale (`word_frequency`): words rarer than the floor are not
+# kept, and COMMON stands for "no word to judge".
+RARITY_FLOOR = 2.5
+COMMON = 8.0
 
 
 @cache
@@ -52,6 +59,12 @@ def _detector() -> LanguageDetector:
 def warm_up() -> None:
     """Loads the language models now rather than in the first caller's time (seconds)."""
     _detector().compute_language_confidence_values("warm up")
+
+
+def load_word_lists() -> None:
+    """Loads the everyday word frequencies questions are judged by (a second), at start."""
+    for language in SUPPORTED:
+        _word_frequencies(language)
 
 
 def detect_document_language(texts: Sequence[str]) -> str | None:
@@ -72,15 +85,59 @@ def detect_language(text: str) -> str | None:
     return _LINGUA[first.language]
 
 
-def word_familiarity(words: Iterable[str], language: str) -> float:
-    """How much the least familiar of `words` looks like a word of `language` (Lingua's
-    confidence, 0..1); 1 when there are none or the language is not one it tells."""
+@cache
+def _word_frequencies(language: str) -> dict[str, float]:
+    """Zipf frequencies (log10 of occurrences per billion words) of `language`'s words
+    from wordfreq's large list, for the words at or above RARITY_FLOOR: the rarer ones all
+    count as rare, and leaving them out saves half the memory."""
+    import wordfreq
+
+    bins = wordfreq.read_cBpack(str(wordfreq.DATA_PATH / f"large_{language}.msgpack.gz"))
+    return {
+        word: zipf
+        for centibels, words in enumerate(bins)
+        if (zipf := 9 - centibels / 100) >= RARITY_FLOOR
+        for word in words
+    }
+
+
+def word_frequency(word: str, language: str) -> float:
+    """How common `word` is in everyday `language` (Zipf scale: 7 for "the", 3 for once in
+    a million words; RARITY_FLOOR for names, commands and jargon). A German compound counts
+    as common as its least common part when that is more (it splits into words:
+    "Prozessortakt" into "Prozessor" and "Takt"), as compounds are rare as wholes."""
+    frequencies = _word_frequencies(language)
+    folded = word.casefold()
+    whole = frequencies.get(folded, RARITY_FLOOR)
+    if language != "de" or len(folded) < 2 * _MIN_PART:
+        return whole
+    return max(whole, _compound_frequency(folded, frequencies))
+
+
+def _compound_frequency(word: str, frequencies: dict[str, float]) -> float:
+    """The frequency of the least common part of the best split of a German compound into
+    words of the list (linking elements allowed); RARITY_FLOOR when it does not split."""
+    best = RARITY_FLOOR
+    for start in range(_MIN_PART, len(word) - _MIN_PART + 1):
+        head, tail = word[:start], word[start:]
+        tail_frequency = frequencies.get(tail, RARITY_FLOOR)
+        if tail_frequency <= best:
+            continue
+        for link in _LINKS:
+            stem = head[: len(head) - len(link)] if head.endswith(link) else ""
+            if len(stem) < _MIN_PART:
+                continue
+            head_frequency = frequencies.get(stem) or _compound_frequency(stem, frequencies)
+            best = max(best, min(head_frequency, tail_frequency))
+    return best
+
+
+def rarest_word_frequency(words: Iterable[str], language: str) -> float:
+    """`word_frequency` of the rarest of `words`; COMMON when there are none or the
+    language has no word list here."""
     if language not in SUPPORTED:
-        return 1.0
-    wanted = next(known for known, code in _LINGUA.items() if code == language)
-    return min(
-        (_detector().compute_language_confidence(word, wanted) for word in words), default=1.0
-    )
+        return COMMON
+    return min((word_frequency(word, language) for word in words), default=COMMON)
 
 
 def words_of(text: str, lexemes: Sequence[str]) -> list[str]:
