@@ -176,6 +176,27 @@ async def test_answers_and_notices_speak_the_questions_language(
     assert found.citations[0].page_number == 3
 
 
+async def test_a_question_naming_what_the_documents_lack_is_not_found_on_their_topic(
+    multilingual_client: ChatbotClient,
+) -> None:
+    """On the manuals' own topic: a name they never mention ("Keycloak", "Zigbee") is not
+    found; everyday words they do not use ("sauber", "prévenir") still get an answer."""
+    async with multilingual_client as client:
+        answers = {
+            question: await client.answer(question)
+            for question in (
+                "Wie melde ich mich am Drucker mit Keycloak an?",
+                "Comment relier l'appareil à une passerelle Zigbee ?",
+                "Wie oft mache ich den Wassertank sauber?",
+                "Le voyant rouge clignote, comment prévenir la panne ?",
+            )
+        }
+    groundings = [
+        a.finished.grounding if a.finished is not None else None for a in answers.values()
+    ]
+    assert groundings == ["not_found", "not_found", "answered", "answered"]
+
+
 async def test_documents_of_a_previous_model_are_reported_and_carried_over(
     postgres_superuser_url: str, redis_url: str, log_sink: LogSink
 ) -> None:
