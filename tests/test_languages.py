@@ -197,6 +197,18 @@ async def test_a_question_naming_what_the_documents_lack_is_not_found_on_their_t
     assert groundings == ["not_found", "not_found", "answered", "answered"]
 
 
+async def test_a_word_only_another_languages_manual_holds_is_not_missing(
+    multilingual_client: ChatbotClient,
+) -> None:
+    """The German manual holds "Einstellungen" (stemmed as German does), a word rare in French:
+    a French question naming it is answered, not marked not found."""
+    async with multilingual_client as client:
+        answer = await client.answer(
+            "Que faire quand le voyant rouge clignote dans les Einstellungen ?", language="fr"
+        )
+    assert answer.finished is not None and answer.finished.grounding == "answered"
+
+
 async def test_documents_of_a_previous_model_are_reported_and_carried_over(
     postgres_superuser_url: str, redis_url: str, log_sink: LogSink
 ) -> None:

@@ -20,6 +20,7 @@ from chatbot_server.platform.tracing import tracer
 from chatbot_server.retrieval.embeddings import Embedder
 from chatbot_server.retrieval.languages import (
     DEFAULT_LANGUAGE,
+    SUPPORTED,
     detect_language,
     rarest_word_frequency,
     search_text,
@@ -55,6 +56,8 @@ COMMON_TERM_SHARE = 0.05
 COMMON_TERM_MATCH_LIMIT = 100
 # The shortest part of a German compound that a question's compound is looked up by.
 MIN_COMPOUND_PART = 4
+# The shortest stem, in another language's documents, that makes a question's word present.
+MIN_FOREIGN_STEM = 5
 VECTOR = "vector"
 FULL_TEXT = "full_text"
 
@@ -182,7 +185,7 @@ def _candidates_sql(dimensions: int) -> str:
     used when the query names it (`0006_languages_and_models.sql`)."""
     return f"""
 WITH asked AS (
-    SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector($8::regconfig, $9))) AS q (lexeme)
+    SELECT lexeme, positions FROM unnest(to_tsvector($8::regconfig, $9))
 ),
 compound_heads AS (
     -- A German compound of the question that no chunk holds stands for its longest final
@@ -295,11 +298,21 @@ SELECT c.id AS chunk_id, c.document_id, d.title AS document_title, c.page_number
                            FROM terms), 0)
             ELSE 0 END AS missing_term_share,
        -- Words as asked, before compounds stand for their heads: "Chromebooks" is missing
-       -- even where "book" is not.
+       -- even where "book" is not. A word that the other languages' documents hold, as they
+       -- stem it (the same word position), is not missing: "gmake" asked in French of an
+       -- English manual; stems shorter than MIN_FOREIGN_STEM are too ambiguous to count
+       -- ("conda" is "cond" to the French stemmer).
        CASE WHEN o.present
             THEN (SELECT coalesce(array_agg(a.lexeme), '{{}}') FROM asked a
                   WHERE NOT EXISTS (SELECT 1 FROM lexeme_stats s
-                                    WHERE s.lexeme = a.lexeme AND s.chunks > 0))
+                                    WHERE s.lexeme = a.lexeme AND s.chunks > 0)
+                    AND NOT EXISTS (
+                        SELECT 1
+                        FROM unnest($12::regconfig[]) AS other (config)
+                        CROSS JOIN LATERAL unnest(to_tsvector(other.config, $9)) AS w
+                        JOIN lexeme_stats s ON s.lexeme = w.lexeme AND s.chunks > 0
+                        WHERE w.positions && a.positions
+                          AND length(w.lexeme) >= {MIN_FOREIGN_STEM}))
             ELSE '{{}}' END AS missing_terms
 FROM ranked r
 CROSS JOIN own_language o
@@ -315,8 +328,9 @@ _QUERY_COLUMNS = ("missing_term_share", "missing_terms")
 
 @dataclass(frozen=True)
 class MissingTerms:
-    """The question's words (as lexemes) that no chunk holds, when documents in its language
-    exist, and their share of its informative words weighted by rarity."""
+    """The question's words (as lexemes) that no chunk holds in any language, when documents
+    in its language exist, and the share of its informative words (weighted by rarity) that
+    no chunk holds."""
 
     share: float
     lexemes: list[str]
@@ -342,7 +356,7 @@ async def find_candidates(
         query_vector, embedding_model, vector_limit,
         where.document_ids, where.language, where.document_type, where.tags,
         text_search_config(language), search_text(query, language), text_limit,
-        language.split("-")[0],
+        language.split("-")[0], other_configs(language),
     )  # fmt: skip
     missing = (
         MissingTerms(float(rows[0]["missing_term_share"]), list(rows[0]["missing_terms"]))
@@ -353,6 +367,12 @@ async def find_candidates(
         Candidate(**{k: v for k, v in row.items() if k not in _QUERY_COLUMNS}) for row in rows
     ]
     return candidates, missing
+
+
+def other_configs(language: str) -> list[str]:
+    """The text-search configurations of the supported languages other than `language`'s."""
+    own = text_search_config(language)
+    return [config for code in SUPPORTED if (config := text_search_config(code)) != own]
 
 
 async def question_language(pool: asyncpg.Pool, text: str, given: str = "") -> str:
