@@ -3,10 +3,9 @@
 Pure functions. Offline, the decision rests on the question's words against the
 collection rather than on a cosine threshold (whose values move with the model, the
 language and the collection): a word the documents lack that is rare in everyday language
-names something they never mention. With a model, the prompt
-asks it to reply `NOT_IN_DOCUMENTS` alone when the sources do not answer; `NotFoundReply`
-recognises that reply as it streams, holding back only text that could still become the
-marker.
+names something they never mention. With a model, the prompt asks it to reply
+`NOT_IN_DOCUMENTS` alone when the sources do not answer; `NotFoundReply` recognises that
+reply as it streams, holding back only text that could still become the marker.
 """
 
 from __future__ import annotations

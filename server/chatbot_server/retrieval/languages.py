@@ -89,7 +89,7 @@ def detect_language(text: str) -> str | None:
 def _word_frequencies(language: str) -> dict[str, float]:
     """Zipf frequencies (log10 of occurrences per billion words) of `language`'s words
     from wordfreq's large list, for the words at or above RARITY_FLOOR: the rarer ones all
-    count as rare, and leaving them out saves half the memory."""
+    count as rare, and are not kept."""
     import wordfreq
 
     bins = wordfreq.read_cBpack(str(wordfreq.DATA_PATH / f"large_{language}.msgpack.gz"))
