@@ -142,8 +142,9 @@ class AnswerRecorder:
             return
         self.recorded = True
         self.store_question()
-        reservation_ids = await self._reservation.finished()
-        recording = asyncio.ensure_future(self._write(reservation_ids))
+        # Begun before any await: a second cancel (the caller left, then the server stops)
+        # must not stop the answer from being written.
+        recording = asyncio.ensure_future(self._write())
         self._recordings.add(recording)
         recording.add_done_callback(self._recordings.discard)
         await asyncio.shield(recording)
@@ -201,11 +202,11 @@ class AnswerRecorder:
             reservation_ids=reservation_ids,
         )
 
-    async def _write(self, reservation_ids: list[UUID]) -> None:
+    async def _write(self) -> None:
         """The answer message, then its ledger row, which settles the reservation to the
         call's real cost and ends the lease; logs `answer.finished`."""
         outcome = self.outcome
-        written = self._written(outcome, reservation_ids)
+        written = self._written(outcome, await self._reservation.finished())
         assert self._question_stored is not None
         try:
             lease = await self.lease
