@@ -1,7 +1,8 @@
 """Three server processes behind the edge, sharing one PostgreSQL and one Redis, as
 replicas run: calls spread over all three, an answer resumes on another replica, a replica
-stopped with SIGTERM drains while the others serve, and one killed with SIGKILL leaves no
-answer in flight, with the budget still equal to the ledger."""
+stopped with SIGTERM drains while the others serve, one paused past its answer's lease has
+that answer recorded once, by another, and one killed with SIGKILL leaves no answer in
+flight, with the budget still equal to the ledger."""
 
 from __future__ import annotations
 
@@ -229,6 +230,55 @@ async def ledger_matches_budget(conn: asyncpg.Connection) -> None:
         "SELECT coalesce(sum(spent_micro_usd), 0) FROM budget_days WHERE scope = 'global'"
     )
     assert ledger == budget and ledger > 0
+
+
+async def test_a_replica_paused_past_its_lease_is_recorded_once_by_another(
+    cluster: Cluster,
+) -> None:
+    paused = cluster.replicas[0]
+    assert paused.process is not None
+    cluster.fake.replies.append(Reply(PIECES, piece_delay=0.3))
+    answer_id, deltas = "", 0
+    async with ChatbotClient(paused.env["GRPC_ADDRESS"], timeout=60) as client:
+        async for event in client.ask("What does a blinking red LED mean?"):
+            if isinstance(event, AnswerStarted):
+                answer_id = event.answer_id
+            deltas += isinstance(event, TextDelta)
+            if deltas == 2:
+                paused.process.send_signal(signal.SIGSTOP)
+                break
+    conn = await asyncpg.connect(cluster.database.app_url)
+    try:
+        rows: list[asyncpg.Record] = []
+        try:
+            # The lease runs out, and another replica looks every third of it: 30 s at most.
+            for _ in range(60):
+                rows = await conn.fetch(
+                    "SELECT finish_reason, error_type FROM answer_logs WHERE message_id = $1",
+                    uuid.UUID(answer_id),
+                )
+                if rows:
+                    break
+                await asyncio.sleep(0.5)
+        finally:
+            paused.process.send_signal(signal.SIGCONT)
+        assert [tuple(row) for row in rows] == [("error", "ANSWER_LOST")], cluster.complaints()
+        # Woken, the paused replica ends its answer, finds its lease taken, writes nothing.
+        await paused.wait_for_event("answer.recorded_as_lost", timeout=30)
+        message = await conn.fetchrow(
+            "SELECT status, content FROM messages WHERE id = $1", uuid.UUID(answer_id)
+        )
+        assert message["status"] == "failed" and "".join(PIECES).startswith(message["content"])
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM answer_logs WHERE message_id = $1", uuid.UUID(answer_id)
+            )
+            == 1
+        )
+        await ledger_matches_budget(conn)
+    finally:
+        await conn.close()
+    await every_replica_in_rotation(cluster)
 
 
 async def test_a_killed_replica_leaves_no_answer_in_flight(cluster: Cluster) -> None:

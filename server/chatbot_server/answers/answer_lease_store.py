@@ -1,12 +1,21 @@
 """Answers' leases in PostgreSQL (`answer_leases`): the named queries. A lease's row ends in
-the transaction of its answer's ledger row (`ledger_store.record_call`)."""
+the transaction that writes its answer (`answer_writing.write_answer`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
+
+
+@dataclass(frozen=True)
+class HeldLease:
+    """An answer's lease as held by one server."""
+
+    answer_id: UUID
+    holder: str
 
 
 async def take(
@@ -52,3 +61,14 @@ async def claim_expired(
         holder, ttl, limit,
     )  # fmt: skip
     return [(row["answer_id"], row["if_lost"]) for row in rows]
+
+
+async def end(conn: asyncpg.Connection, lease: HeldLease) -> bool:
+    """Ends the lease; whether its holder still had it (if not, another server took it over
+    and recorded the answer as lost)."""
+    ended: bool | None = await conn.fetchval(
+        "DELETE FROM answer_leases WHERE answer_id = $1 AND holder = $2 RETURNING true",
+        lease.answer_id,
+        lease.holder,
+    )
+    return bool(ended)

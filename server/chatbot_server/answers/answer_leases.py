@@ -20,9 +20,9 @@ import structlog
 
 from chatbot_server.answers import answer_lease_store, chat_store
 from chatbot_server.answers.answer_feed import AnswerFeed
+from chatbot_server.answers.answer_lease_store import HeldLease
 from chatbot_server.answers.answer_writing import WrittenAnswer, write_answer
 from chatbot_server.governance.budget import Budget
-from chatbot_server.money.ledger_store import HeldLease
 from chatbot_server.platform import metrics
 from chatbot_server.platform.database import DATABASE_ERRORS
 

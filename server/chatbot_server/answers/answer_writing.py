@@ -12,9 +12,11 @@ from uuid import UUID
 import asyncpg
 import grpc
 
-from chatbot_server.answers import chat_store
+from chatbot_server.answers import answer_lease_store, chat_store
+from chatbot_server.answers.answer_lease_store import HeldLease
 from chatbot_server.answers.chat_store import AskedQuestion
-from chatbot_server.money.ledger_store import AnswerLogEntry, HeldLease, RequestFacts, record_call
+from chatbot_server.money import budget_store
+from chatbot_server.money.ledger_store import AnswerLogEntry, RequestFacts, record_call_in
 from chatbot_server.platform.errors import ServiceError
 
 ANSWER_LOST = "ANSWER_LOST"
@@ -77,11 +79,17 @@ def _with_uuids(values: dict[str, Any]) -> dict[str, Any]:
 async def write_answer(
     pool: asyncpg.Pool, answer: WrittenAnswer, lease: HeldLease | None
 ) -> int | None:
-    """The answer message, then its ledger row, which settles the reservations; the day's
-    global spend, or None when `lease` was no longer held (someone else wrote it)."""
-    await chat_store.insert_message(
-        pool, answer.asked.conversation_id, "assistant", answer.text,
-        message_id=answer.message_id, citations=answer.citations, status=answer.status,
-        model=answer.model, request_id=answer.entry.request.request_id,
-    )  # fmt: skip
-    return await record_call(pool, answer.entry, answer.reservation_ids, lease)
+    """The answer message and its ledger row, which settles the reservations, in one
+    transaction with the end of the lease: whoever holds the lease writes both, or neither.
+    The day's global spend, or None when `lease` was no longer held (someone else wrote it)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if lease is not None and not await answer_lease_store.end(conn, lease):
+            await budget_store.release(conn, answer.reservation_ids)
+            return None
+        await chat_store.insert_message(
+            conn, answer.asked.conversation_id, "assistant", answer.text,
+            message_id=answer.message_id, citations=answer.citations, status=answer.status,
+            model=answer.model, request_id=answer.entry.request.request_id,
+        )  # fmt: skip
+        # Last: the day's totals are one row every answer updates, locked until the commit.
+        return await record_call_in(conn, answer.entry, answer.reservation_ids)

@@ -111,7 +111,7 @@ async def set_title_if_empty(pool: asyncpg.Pool, conversation_id: UUID, title: s
 
 
 async def insert_message(
-    pool: asyncpg.Pool,
+    db: asyncpg.Pool | asyncpg.Connection,
     conversation_id: UUID,
     role: str,
     content: str,
@@ -122,16 +122,14 @@ async def insert_message(
     model: str = "",
     request_id: str = "",
 ) -> None:
-    """Adds a message; one whose id is stored already stays as it is (an answer recorded
-    by another server as lost)."""
+    """Adds a message, on the pool or within a caller's transaction."""
     # One statement: a round trip saved on every question's way to its first token.
-    await pool.execute(
+    await db.execute(
         """
         WITH touched AS (UPDATE conversations SET updated_at = now() WHERE id = $2)
         INSERT INTO messages (id, conversation_id, role, content, citations, status, model,
                               request_id)
         VALUES (coalesce($1, gen_random_uuid()), $2, $3, $4, $5::jsonb, $6, $7, $8)
-        ON CONFLICT (id) DO NOTHING
         """,
         message_id, conversation_id, role, content, json.dumps(citations or []),
         status, model, request_id,

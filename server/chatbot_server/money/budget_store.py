@@ -5,6 +5,7 @@ The totals themselves are written by the ledger (`ledger_store.record_call`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from uuid import UUID
@@ -38,6 +39,14 @@ async def reserve(
     return granted, [
         ScopeTotals(row["scope"], row["spent"], row["reserved"], row["budget"]) for row in rows
     ]
+
+
+async def release(conn: asyncpg.Connection, reservation_ids: Sequence[UUID]) -> None:
+    """Ends the reservations: their call's cost is in the ledger, or it did not go ahead."""
+    if reservation_ids:
+        await conn.execute(
+            "DELETE FROM budget_reservations WHERE id = ANY($1::uuid[])", list(reservation_ids)
+        )
 
 
 async def totals(pool: asyncpg.Pool, day: date, scope: str) -> tuple[int, int]:

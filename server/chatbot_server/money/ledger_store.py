@@ -16,6 +16,8 @@ from uuid import UUID
 
 import asyncpg
 
+from chatbot_server.money import budget_store
+
 GLOBAL_SCOPE = "global"
 
 
@@ -60,73 +62,58 @@ class AnswerLogEntry:
     grounding: str = "unspecified"
 
 
-@dataclass(frozen=True)
-class HeldLease:
-    """An answer's lease (`answer_leases`) as held by one server."""
-
-    answer_id: UUID
-    holder: str
-
-
 async def record_call(
-    pool: asyncpg.Pool,
-    entry: AnswerLogEntry,
-    reservation_ids: Sequence[UUID] = (),
-    lease: HeldLease | None = None,
-) -> int | None:
+    pool: asyncpg.Pool, entry: AnswerLogEntry, reservation_ids: Sequence[UUID] = ()
+) -> int:
     """Writes the row, adds its cost to today's totals and releases the call's reservations;
-    returns the global total of the row's day, in micro-USD. With the answer's lease, the
-    lease goes in the same transaction, and nothing is written (None) if this holder no
-    longer has it: another server recorded the answer as lost."""
+    returns the global total of the row's day, in micro-USD."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await record_call_in(conn, entry, reservation_ids)
+
+
+async def record_call_in(
+    conn: asyncpg.Connection, entry: AnswerLogEntry, reservation_ids: Sequence[UUID] = ()
+) -> int:
+    """`record_call` within the caller's transaction."""
     request = entry.request
     scopes = (
         [GLOBAL_SCOPE] if request.api_key_id is None else [GLOBAL_SCOPE, str(request.api_key_id)]
     )
-    async with pool.acquire() as conn, conn.transaction():
-        if reservation_ids:
-            await conn.execute(
-                "DELETE FROM budget_reservations WHERE id = ANY($1::uuid[])", list(reservation_ids)
-            )
-        if lease is not None and not await conn.fetchval(
-            "DELETE FROM answer_leases WHERE answer_id = $1 AND holder = $2 RETURNING true",
-            lease.answer_id,
-            lease.holder,
-        ):
-            return None
-        spent: int | None = await conn.fetchval(
-            """
-            WITH logged AS (
-                INSERT INTO answer_logs (
-                    request_id, method, identity, api_key_id, conversation_id, message_id,
-                    question, llm_model, embedding_model, prompt_tokens, completion_tokens,
-                    total_tokens, cost_micro_usd, cost_source, total_ms, retrieval_ms,
-                    generation_ms, first_token_ms, chunks_retrieved, citation_count,
-                    top_similarity, experiment_id, experiment_name, experiment_variant,
-                    finish_reason, error_type, error_message, grounding)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                        $10::integer + $11::integer, $12, $13, $14, $15, $16, $17, $18, $19,
-                        $20, $21, $22, $23, $24, $25, $26, $28)
-                RETURNING cost_micro_usd, (created_at AT TIME ZONE 'UTC')::date AS day
-            ), totals AS (
-                INSERT INTO budget_days AS b (day, scope, spent_micro_usd)
-                SELECT logged.day, scope, logged.cost_micro_usd
-                FROM logged, unnest($27::text[]) AS scope
-                ORDER BY scope
-                ON CONFLICT (day, scope)
-                DO UPDATE SET spent_micro_usd = b.spent_micro_usd + excluded.spent_micro_usd
-                RETURNING b.scope, b.spent_micro_usd
-            )
-            SELECT spent_micro_usd FROM totals WHERE scope = 'global'
-            """,
-            request.request_id, request.method, request.identity, request.api_key_id,
-            entry.conversation_id, entry.message_id, entry.question, entry.llm_model,
-            entry.embedding_model, entry.prompt_tokens, entry.completion_tokens,
-            entry.cost_micro_usd, entry.cost_source, entry.total_ms, entry.retrieval_ms,
-            entry.generation_ms, entry.first_token_ms, entry.chunks_retrieved,
-            entry.citation_count, entry.top_similarity, entry.experiment_id,
-            entry.experiment_name, entry.experiment_variant, entry.finish_reason,
-            entry.error_type, entry.error_message, scopes, entry.grounding,
-        )  # fmt: skip
+    await budget_store.release(conn, reservation_ids)
+    spent: int = await conn.fetchval(
+        """
+        WITH logged AS (
+            INSERT INTO answer_logs (
+                request_id, method, identity, api_key_id, conversation_id, message_id,
+                question, llm_model, embedding_model, prompt_tokens, completion_tokens,
+                total_tokens, cost_micro_usd, cost_source, total_ms, retrieval_ms,
+                generation_ms, first_token_ms, chunks_retrieved, citation_count,
+                top_similarity, experiment_id, experiment_name, experiment_variant,
+                finish_reason, error_type, error_message, grounding)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                    $10::integer + $11::integer, $12, $13, $14, $15, $16, $17, $18, $19,
+                    $20, $21, $22, $23, $24, $25, $26, $28)
+            RETURNING cost_micro_usd, (created_at AT TIME ZONE 'UTC')::date AS day
+        ), totals AS (
+            INSERT INTO budget_days AS b (day, scope, spent_micro_usd)
+            SELECT logged.day, scope, logged.cost_micro_usd
+            FROM logged, unnest($27::text[]) AS scope
+            ORDER BY scope
+            ON CONFLICT (day, scope)
+            DO UPDATE SET spent_micro_usd = b.spent_micro_usd + excluded.spent_micro_usd
+            RETURNING b.scope, b.spent_micro_usd
+        )
+        SELECT spent_micro_usd FROM totals WHERE scope = 'global'
+        """,
+        request.request_id, request.method, request.identity, request.api_key_id,
+        entry.conversation_id, entry.message_id, entry.question, entry.llm_model,
+        entry.embedding_model, entry.prompt_tokens, entry.completion_tokens,
+        entry.cost_micro_usd, entry.cost_source, entry.total_ms, entry.retrieval_ms,
+        entry.generation_ms, entry.first_token_ms, entry.chunks_retrieved,
+        entry.citation_count, entry.top_similarity, entry.experiment_id,
+        entry.experiment_name, entry.experiment_variant, entry.finish_reason,
+        entry.error_type, entry.error_message, scopes, entry.grounding,
+    )  # fmt: skip
     return spent
 
 
