@@ -187,6 +187,16 @@ def _candidates_sql(dimensions: int) -> str:
 WITH asked AS (
     SELECT lexeme, positions FROM unnest(to_tsvector($8::regconfig, $9))
 ),
+held_abroad AS (
+    -- The question's words as the other languages stem them, where their documents hold
+    -- them; stems shorter than MIN_FOREIGN_STEM are too ambiguous to count ("conda" is
+    -- "cond" to the French stemmer).
+    SELECT w.positions
+    FROM unnest($12::regconfig[]) AS other (config)
+    CROSS JOIN LATERAL unnest(to_tsvector(other.config, $9)) AS w
+    JOIN lexeme_stats s ON s.lexeme = w.lexeme AND s.chunks > 0
+    WHERE length(w.lexeme) >= {MIN_FOREIGN_STEM}
+),
 compound_heads AS (
     -- A German compound of the question that no chunk holds stands for its longest final
     -- part that some chunk does ("Paketverwaltungswerkzeug" for "werkzeug"): documents
@@ -298,21 +308,14 @@ SELECT c.id AS chunk_id, c.document_id, d.title AS document_title, c.page_number
                            FROM terms), 0)
             ELSE 0 END AS missing_term_share,
        -- Words as asked, before compounds stand for their heads: "Chromebooks" is missing
-       -- even where "book" is not. A word that the other languages' documents hold, as they
-       -- stem it (the same word position), is not missing: "gmake" asked in French of an
-       -- English manual; stems shorter than MIN_FOREIGN_STEM are too ambiguous to count
-       -- ("conda" is "cond" to the French stemmer).
+       -- even where "book" is not. A word held abroad (at the same word position) is not
+       -- missing: "gmake" asked in French of an English manual.
        CASE WHEN o.present
             THEN (SELECT coalesce(array_agg(a.lexeme), '{{}}') FROM asked a
                   WHERE NOT EXISTS (SELECT 1 FROM lexeme_stats s
                                     WHERE s.lexeme = a.lexeme AND s.chunks > 0)
-                    AND NOT EXISTS (
-                        SELECT 1
-                        FROM unnest($12::regconfig[]) AS other (config)
-                        CROSS JOIN LATERAL unnest(to_tsvector(other.config, $9)) AS w
-                        JOIN lexeme_stats s ON s.lexeme = w.lexeme AND s.chunks > 0
-                        WHERE w.positions && a.positions
-                          AND length(w.lexeme) >= {MIN_FOREIGN_STEM}))
+                    AND NOT EXISTS (SELECT 1 FROM held_abroad h
+                                    WHERE h.positions && a.positions))
             ELSE '{{}}' END AS missing_terms
 FROM ranked r
 CROSS JOIN own_language o

@@ -62,7 +62,7 @@ def warm_up() -> None:
 
 
 def load_word_lists() -> None:
-    """Loads the everyday word frequencies questions are judged by (a second), at start."""
+    """Loads the everyday word frequencies questions are judged by, at start."""
     for language in SUPPORTED:
         _word_frequencies(language)
 
